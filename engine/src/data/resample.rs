@@ -1,0 +1,170 @@
+//! Resampling bars to a coarser [`Timeframe`].
+//!
+//! Buckets are aligned to the UTC epoch (1970-01-01T00:00Z), except timeframes of whole weeks,
+//! which are aligned to Monday 1970-01-05T00:00Z so weekly bars run Monday to Sunday. A bucket
+//! is labelled with its start and aggregates open = first, high = max, low = min, close = last,
+//! volume = sum. Buckets without bars produce no bar.
+
+use super::error::DataError;
+use super::time::{Timeframe, NANOS_PER_DAY};
+use super::Bars;
+
+/// The first Monday after the epoch (1970-01-01 was a Thursday).
+const FIRST_MONDAY: i64 = 4 * NANOS_PER_DAY;
+
+impl Bars {
+    /// Aggregates sorted bars into `timeframe` buckets.
+    ///
+    /// Errors when `timeframe` is finer than the data's [`spacing`](Self::spacing) or not a whole
+    /// multiple of it (bars would straddle bucket edges).
+    pub fn resample(&self, timeframe: Timeframe) -> Result<Bars, DataError> {
+        let step = timeframe.nanos();
+        if let Some(spacing) = self.spacing().filter(|&s| s > 0) {
+            if step < spacing {
+                return Err(DataError::TimeframeTooFine { timeframe, spacing });
+            }
+            if step % spacing != 0 {
+                return Err(DataError::TimeframeNotMultiple { timeframe, spacing });
+            }
+        }
+        let origin = if timeframe.is_weeks() {
+            FIRST_MONDAY
+        } else {
+            0
+        };
+        let n = self.len();
+        let (time, open, high, low, close, volume) = (
+            &self.time[..n],
+            &self.open[..n],
+            &self.high[..n],
+            &self.low[..n],
+            &self.close[..n],
+            &self.volume[..n],
+        );
+        let estimate = match (time.first(), time.last()) {
+            (Some(&first), Some(&last)) => usize::try_from((last - first) / step + 1)
+                .unwrap_or(n)
+                .min(n),
+            _ => 0,
+        };
+        let mut out = Bars::with_capacity(estimate);
+        let mut i = 0;
+        while i < n {
+            let start = origin + (time[i] - origin).div_euclid(step) * step;
+            let end = start.saturating_add(step);
+            let (mut h, mut l, mut v) = (high[i], low[i], volume[i]);
+            let mut j = i + 1;
+            while j < n && time[j] < end {
+                h = h.max(high[j]);
+                l = l.min(low[j]);
+                v += volume[j];
+                j += 1;
+            }
+            out.push(start, open[i], h, l, close[j - 1], v);
+            i = j;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::time::{parse_time_bound, NANOS_PER_HOUR};
+    use super::*;
+
+    fn at(text: &str) -> i64 {
+        parse_time_bound(text, false).unwrap()
+    }
+
+    fn hourly(start: &str, closes: &[f64]) -> Bars {
+        let t0 = at(start);
+        let mut bars = Bars::with_capacity(closes.len());
+        for (k, &c) in closes.iter().enumerate() {
+            bars.push(
+                t0 + k as i64 * NANOS_PER_HOUR,
+                c - 0.5,
+                c + 1.0,
+                c - 1.0,
+                c,
+                k as f64 + 1.0,
+            );
+        }
+        bars
+    }
+
+    #[test]
+    fn four_hour_buckets_align_to_midnight_utc() {
+        // 09:00 .. 16:00: buckets 08:00 (09-11), 12:00 (12-15), 16:00 (16).
+        let bars = hourly(
+            "2017-04-19 09:00",
+            &[10.0, 11.0, 12.0, 13.0, 9.0, 14.0, 15.0, 16.0],
+        );
+        let out = bars.resample("4h".parse().unwrap()).unwrap();
+        assert_eq!(
+            out.time,
+            vec![
+                at("2017-04-19 08:00"),
+                at("2017-04-19 12:00"),
+                at("2017-04-19 16:00")
+            ]
+        );
+        assert_eq!(out.open, vec![9.5, 12.5, 15.5]);
+        assert_eq!(out.high, vec![13.0, 16.0, 17.0]);
+        assert_eq!(out.low, vec![9.0, 8.0, 15.0]);
+        assert_eq!(out.close, vec![12.0, 15.0, 16.0]);
+        assert_eq!(out.volume, vec![6.0, 4.0 + 5.0 + 6.0 + 7.0, 8.0]);
+        out.validate().unwrap();
+    }
+
+    #[test]
+    fn weekly_buckets_start_on_monday() {
+        // 2004-08-19 was a Thursday; its week starts Monday 2004-08-16.
+        let day = |d: &str| at(d);
+        let bars = Bars {
+            time: [
+                "2004-08-19",
+                "2004-08-20",
+                "2004-08-21",
+                "2004-08-23",
+                "2004-08-29",
+            ]
+            .map(day)
+            .to_vec(),
+            open: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+            high: vec![1.5, 2.5, 3.5, 4.5, 5.5],
+            low: vec![0.5, 1.5, 2.5, 3.5, 4.5],
+            close: vec![1.2, 2.2, 3.2, 4.2, 5.2],
+            volume: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        let out = bars.resample("1w".parse().unwrap()).unwrap();
+        assert_eq!(out.time, vec![day("2004-08-16"), day("2004-08-23")]);
+        assert_eq!(out.open, vec![1.0, 4.0]);
+        assert_eq!(out.high, vec![3.5, 5.5]);
+        assert_eq!(out.low, vec![0.5, 3.5]);
+        assert_eq!(out.close, vec![3.2, 5.2]);
+        assert_eq!(out.volume, vec![6.0, 9.0]);
+    }
+
+    #[test]
+    fn finer_or_misaligned_timeframes_are_errors() {
+        let bars = hourly("2017-04-19 09:00", &[10.0, 11.0, 12.0]);
+        let err = bars
+            .resample("30m".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "timeframe 30m is finer than the data's spacing of 1h; resampling can only make bars coarser");
+        let err = bars
+            .resample("90m".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "timeframe 90m is not a whole multiple of the data's spacing of 1h"
+        );
+        assert_eq!(bars.resample("1h".parse().unwrap()).unwrap(), bars);
+        assert!(Bars::default()
+            .resample("1d".parse().unwrap())
+            .unwrap()
+            .is_empty());
+    }
+}
