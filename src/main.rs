@@ -8,6 +8,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// jemalloc, with background threads purging freed pages on a slow decay, keeps them for reuse.
+// With the system allocator every fresh column of a large backtest is returned to the OS and
+// faulted in again page by page, which on this kind of machine costs more than the backtest
+// itself (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Strata: backtests, parameter sweeps and a job service for quant research.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, propagate_version = true)]

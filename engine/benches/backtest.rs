@@ -10,6 +10,10 @@ use engine::spec::StrategySpec;
 use engine::strategy::Strategy;
 use engine::run_backtest;
 
+// The allocator of the `strata` binary, so the figures are the ones a user gets.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const BARS: usize = 1_000_000;
 
 fn sma_cross() -> engine::strategy::CompiledStrategy {

@@ -19,30 +19,45 @@ pub struct BacktestResult {
     pub equity: EquityCurve,
 }
 
-/// Equity at each bar's close, with its drawdown from the running peak.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Equity at each bar's close; in JSON also its drawdown from the running peak.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EquityCurve {
-    /// Bar times (RFC 3339 in JSON).
-    #[serde(serialize_with = "crate::data::serialize_times")]
+    /// Bar times, nanoseconds since the epoch.
     pub time: Vec<i64>,
     /// Equity: cash plus the position valued at the close.
     pub value: Vec<f64>,
-    /// `value / running peak - 1`, `<= 0`.
-    pub drawdown: Vec<f64>,
 }
 
 impl EquityCurve {
-    /// Builds the curve and its drawdowns from equity values at `time`.
-    pub fn new(time: Vec<i64>, value: Vec<f64>) -> EquityCurve {
+    /// `value / running peak - 1` at each bar, `<= 0`.
+    pub fn drawdown(&self) -> Vec<f64> {
         let mut peak = f64::NEG_INFINITY;
-        let drawdown = value
+        self.value
             .iter()
             .map(|&v| {
                 peak = peak.max(v);
                 v / peak - 1.0
             })
-            .collect();
-        EquityCurve { time, value, drawdown }
+            .collect()
+    }
+}
+
+/// `{"time": [RFC 3339...], "value": [...], "drawdown": [...]}`; the drawdown is derived here,
+/// when it is written, rather than kept beside every curve.
+impl Serialize for EquityCurve {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Times<'a>(&'a [i64]);
+        impl Serialize for Times<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                crate::data::serialize_times(self.0, serializer)
+            }
+        }
+        let mut curve = serializer.serialize_struct("EquityCurve", 3)?;
+        curve.serialize_field("time", &Times(&self.time))?;
+        curve.serialize_field("value", &self.value)?;
+        curve.serialize_field("drawdown", &self.drawdown())?;
+        curve.end()
     }
 }
 
@@ -68,6 +83,9 @@ pub fn run_backtest(
     BacktestResult {
         metrics,
         trades: simulation.trades,
-        equity: EquityCurve::new(bars.time.clone(), simulation.equity),
+        equity: EquityCurve {
+            time: bars.time.clone(),
+            value: simulation.equity,
+        },
     }
 }

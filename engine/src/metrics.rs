@@ -125,28 +125,39 @@ impl Metrics {
         let final_equity = equity.last().copied().unwrap_or(initial_cash);
         let total_return = final_equity / initial_cash - 1.0;
 
-        // Returns moments (Welford) and drawdowns in one pass.
-        let (mut mean, mut m2, mut downside_sq) = (0.0_f64, 0.0_f64, 0.0_f64);
+        // One pass: sums of returns (shifted by the first return, so the one-pass variance
+        // keeps full precision), of squared downside returns, and the drawdowns.
+        let shift = equity.first().map_or(0.0, |&v| v / initial_cash - 1.0);
+        let (mut sum, mut sum_sq, mut downside_sq) = (0.0_f64, 0.0_f64, 0.0_f64);
         let mut previous = initial_cash;
         let mut peak = f64::NEG_INFINITY;
         let (mut max_drawdown, mut underwater, mut longest_underwater) = (0.0_f64, 0usize, 0usize);
-        for (t, &value) in equity.iter().enumerate() {
+        for &value in equity {
             let r = value / previous - 1.0;
             previous = value;
-            let delta = r - mean;
-            mean += delta / (t + 1) as f64;
-            m2 += delta * (r - mean);
-            downside_sq += r.min(0.0).powi(2);
+            let d = r - shift;
+            sum += d;
+            sum_sq += d * d;
+            downside_sq += r.min(0.0) * r.min(0.0);
             if value >= peak {
                 peak = value;
                 underwater = 0;
             } else {
                 underwater += 1;
                 longest_underwater = longest_underwater.max(underwater);
-                max_drawdown = max_drawdown.min(value / peak - 1.0);
+                // Divide only for a candidate deeper than the deepest so far.
+                if value < peak * (1.0 + max_drawdown) {
+                    max_drawdown = value / peak - 1.0;
+                }
             }
         }
-        let std = if bars > 1 { (m2 / (bars - 1) as f64).sqrt() } else { f64::NAN };
+        let n = bars as f64;
+        let mean = shift + sum / n;
+        let std = if bars > 1 {
+            ((sum_sq - sum * sum / n).max(0.0) / (n - 1.0)).sqrt()
+        } else {
+            f64::NAN
+        };
         let downside = (downside_sq / bars as f64).sqrt();
         let annual = ppy.sqrt();
         let ratio = |numerator: f64, denominator: f64| {

@@ -478,24 +478,35 @@ impl ParquetTime {
         }
     }
 
-    /// A literal for the stored value `v` in the column's own type (so statistics can prune).
-    fn literal(&self, v: i64) -> Expr {
+    /// The column and a literal for the stored value `v` to compare it with, in the column's
+    /// own type where possible (so Parquet statistics can skip row groups).
+    fn operands(&self, column: &str, v: i64) -> (Expr, Expr) {
         match self {
-            ParquetTime::Datetime(unit, tz) => lit(Scalar::new_datetime(v, *unit, tz.clone())),
-            ParquetTime::Date => lit(Scalar::new_date(i32::try_from(v).unwrap_or(if v < 0 {
-                i32::MIN
-            } else {
-                i32::MAX
-            }))),
-            _ => lit(v),
+            // A time-zone-aware literal cannot even be displayed without polars' `timezones`
+            // feature (it panics), so zoned columns are compared on their UTC integers.
+            ParquetTime::Datetime(_, Some(_)) => (col(column).to_physical(), lit(v)),
+            ParquetTime::Datetime(unit, None) => {
+                (col(column), lit(Scalar::new_datetime(v, *unit, None)))
+            }
+            ParquetTime::Date => {
+                let days = i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX });
+                (col(column), lit(Scalar::new_date(days)))
+            }
+            ParquetTime::Epoch(_) | ParquetTime::Text => (col(column), lit(v)),
         }
     }
 
     /// The predicate `start <= time <= end` on the stored values, if it can be pushed down.
     fn predicate(&self, column: &str, start: Option<i64>, end: Option<i64>) -> Option<Expr> {
         let scale = self.scale()?;
-        let lower = start.map(|s| col(column).gt_eq(self.literal(div_ceil(s, scale))));
-        let upper = end.map(|e| col(column).lt_eq(self.literal(e.div_euclid(scale))));
+        let lower = start.map(|s| {
+            let (column, bound) = self.operands(column, div_ceil(s, scale));
+            column.gt_eq(bound)
+        });
+        let upper = end.map(|e| {
+            let (column, bound) = self.operands(column, e.div_euclid(scale));
+            column.lt_eq(bound)
+        });
         match (lower, upper) {
             (Some(l), Some(u)) => Some(l.and(u)),
             (l, u) => l.or(u),
@@ -512,23 +523,39 @@ fn div_ceil(a: i64, b: i64) -> i64 {
     }
 }
 
-fn scan_parquet(path: &Path) -> Result<LazyFrame, DataError> {
+/// A lazy scan of one Parquet file, optionally numbering its rows from 0 in `row_index`.
+fn scan_parquet(path: &Path, row_index: Option<&str>) -> Result<LazyFrame, DataError> {
     let source = PlRefPath::try_from_path(path).map_err(|e| DataError::read(path, e))?;
     let args = ScanArgsParquet {
         glob: false,
+        row_index: row_index.map(|name| RowIndex {
+            name: name.into(),
+            offset: 0,
+        }),
         ..Default::default()
     };
     LazyFrame::scan_parquet(source, args).map_err(|e| DataError::read(path, e))
 }
 
-/// Scans a Parquet file with the time range pushed down, validates what it read, and filters.
-fn read_parquet(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
+/// A Parquet scan ready to collect: the columns found, how to read the time, the query.
+struct ParquetPlan {
+    columns: Columns,
+    kind: ParquetTime,
+    /// The scan with a row index, the time filter (if pushed down) and the selected columns.
+    query: LazyFrame,
+    /// True when the time filter is part of `query`.
+    filtered: bool,
+}
+
+/// Finds the columns of a Parquet file and builds the scan, pushing the time range down where
+/// the time column is stored as numbers (Datetime, Date or integers).
+fn plan_parquet(path: &Path, options: &LoadOptions) -> Result<ParquetPlan, DataError> {
     std::fs::metadata(path).map_err(|source| DataError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
-    let mut lf = scan_parquet(path)?;
+    let mut lf = scan_parquet(path, None)?;
     let schema = lf.collect_schema().map_err(|e| DataError::read(path, e))?;
     let names: Vec<PlSmallStr> = schema.iter_names_cloned().collect();
     let columns = Columns::resolve(path, &names)?;
@@ -555,33 +582,44 @@ fn read_parquet(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
             ))
         }
     };
-    for name in columns.prices.iter().chain(&columns.volume) {
-        let dtype = schema.get(name).cloned().unwrap_or(DataType::Null);
-        if !(dtype.is_primitive_numeric() || dtype == DataType::String) {
-            return Err(type_error(name, &dtype, "numbers"));
-        }
-    }
-
-    let predicate = kind.predicate(&columns.time, options.start, options.end);
-    let mut query = lf.clone().with_row_index(ROW_INDEX, None);
-    if let Some(predicate) = &predicate {
-        query = query.filter(predicate.clone());
-    }
     let mut select = vec![col(ROW_INDEX), col(columns.time.clone())];
     for name in columns.prices.iter().chain(&columns.volume) {
-        let is_text = schema.get(name) == Some(&DataType::String);
-        select.push(if is_text {
-            col(name.clone())
-        } else {
-            col(name.clone()).cast(DataType::Float64)
+        let dtype = schema.get(name).cloned().unwrap_or(DataType::Null);
+        select.push(match dtype {
+            DataType::String => col(name.clone()),
+            dtype if dtype.is_primitive_numeric() => col(name.clone()).cast(DataType::Float64),
+            dtype => return Err(type_error(name, &dtype, "numbers")),
         });
     }
-    let df = query
-        .select(select)
-        .collect()
-        .map_err(|e| DataError::read(path, e))?;
+
+    // The row index is taken before the filter, so rows keep their numbers in the file.
+    // A fresh scan: the row index must be part of the scan (not a node above it, which would
+    // stop the filter from reaching the reader).
+    let mut query = scan_parquet(path, Some(ROW_INDEX))?;
+    let predicate = kind.predicate(&columns.time, options.start, options.end);
+    let filtered = predicate.is_some();
+    if let Some(predicate) = predicate {
+        query = query.filter(predicate);
+    }
+    Ok(ParquetPlan {
+        columns,
+        kind,
+        query: query.select(select),
+        filtered,
+    })
+}
+
+/// Scans a Parquet file with the time range pushed down, validates what it read, and filters.
+fn read_parquet(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
+    let ParquetPlan {
+        columns,
+        kind,
+        query,
+        filtered,
+    } = plan_parquet(path, options)?;
+    let df = query.collect().map_err(|e| DataError::read(path, e))?;
     if df.height() == 0 {
-        if predicate.is_none() {
+        if !filtered {
             return Err(DataError::Empty {
                 path: path.to_path_buf(),
             });
@@ -626,7 +664,7 @@ fn read_parquet(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
     }
     let bars = assemble(time, price_columns, row_of).map_err(|e| e.in_file(path))?;
     bars.validate_rows(row_of).map_err(|e| e.in_file(path))?;
-    if predicate.is_some() {
+    if filtered {
         Ok(bars)
     } else {
         keep_range(bars, options)
@@ -661,7 +699,7 @@ fn parquet_coverage(
     let Some(scale) = kind.scale() else {
         return Ok((None, None));
     };
-    let df = scan_parquet(path)?
+    let df = scan_parquet(path, None)?
         .select([
             col(time).min().alias("first"),
             col(time).max().alias("last"),

@@ -141,10 +141,7 @@ impl Cursor<'_> {
             }
         }
         if self.i - start < min {
-            return Err(format!(
-                "{what} expected at character {}; {EXPECTED}",
-                start + 1
-            ));
+            return Err(format!("expected {what} at character {}", start + 1));
         }
         Ok(value)
     }
@@ -158,7 +155,9 @@ impl Cursor<'_> {
 
 fn parse_calendar(s: &[u8]) -> Result<(i64, bool), String> {
     let mut c = Cursor { s, i: 0 };
-    let year = c.number(4, 4, "a 4-digit year")?;
+    let year = c
+        .number(4, 4, "a 4-digit year")
+        .map_err(|_| EXPECTED.to_owned())?;
     let sep = match c.peek() {
         Some(b @ (b'-' | b'/')) => b,
         _ => return Err(EXPECTED.to_owned()),

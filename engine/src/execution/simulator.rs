@@ -66,14 +66,6 @@ struct Account<'a> {
 }
 
 impl Account<'_> {
-    /// Cash plus the position valued at `price`.
-    fn equity_at(&self, price: f64) -> f64 {
-        match &self.position {
-            Some(p) => self.cash + p.side.sign() * p.quantity * price,
-            None => self.cash,
-        }
-    }
-
     /// Fill price of a market order: slippage always goes against the trader.
     fn market_price(&self, price: f64, buying: bool) -> f64 {
         if buying {
@@ -149,6 +141,48 @@ impl Account<'_> {
         });
     }
 
+    /// The signed quantity held: positive long, negative short, zero flat.
+    fn held(&self) -> f64 {
+        self.position.map_or(0.0, |p| p.side.sign() * p.quantity)
+    }
+
+    /// Steps 1 to 3 of bar `i` (see the module doc): the pending order at the open, stops and
+    /// targets inside the bar, the signals at the close.
+    #[inline(never)]
+    fn events(
+        &mut self,
+        bars: &Bars,
+        i: usize,
+        entry: bool,
+        exit: bool,
+        pending: &mut Option<Order>,
+        intrabar: &mut impl Intrabar,
+    ) {
+        // 1. open: the order decided at the previous close.
+        if let Some(order) = pending.take() {
+            self.execute(order, bars.open[i], i);
+        }
+        // 2. inside the bar: stops and targets.
+        if let Some(p) = self.position.filter(|p| p.stop.is_some() || p.target.is_some()) {
+            if let Some(hit) = intrabar.protective_exit(bars, i, p.side, p.stop, p.target) {
+                // A stop is a market order (slippage); a take-profit is a limit (none).
+                let fill = match hit.reason {
+                    ExitReason::StopLoss => self.market_price(hit.price, p.side == Side::Short),
+                    _ => hit.price,
+                };
+                self.close(fill, i, hit.reason);
+            }
+        }
+        // 3. close: this bar's signals.
+        let held = self.position.map(|p| p.side);
+        if let Some(order) = decide(self.execution.direction, held, entry, exit) {
+            match self.execution.fill {
+                Fill::Close => self.execute(order, bars.close[i], i),
+                Fill::NextOpen => *pending = Some(order),
+            }
+        }
+    }
+
     fn execute(&mut self, order: Order, price: f64, bar: usize) {
         match order {
             Order::Open(side) => self.open(side, price, bar),
@@ -186,39 +220,35 @@ pub fn simulate(
         fees_paid: 0.0,
     };
     let protective = execution.stop_loss.is_some() || execution.take_profit.is_some();
+    let close = &bars.close[..n];
+    let (entries, exits) = (&entries[..n], &exits[..n]);
     let mut equity = Vec::with_capacity(n);
     let mut exposure_bars = 0;
     let mut pending: Option<Order> = None;
 
-    for i in 0..n {
-        // 1. open: the order decided at the previous close.
-        if let Some(order) = pending.take() {
-            account.execute(order, bars.open[i], i);
+    // Most bars have no order, no signal and no level to check: they are only marked to market,
+    // a whole quiet run at a time. Bars with something to do go through `Account::events`.
+    let (mut cash, mut held) = (account.cash, 0.0);
+    let mut i = 0;
+    while i < n {
+        let watched = protective && held != 0.0;
+        if pending.is_some() || watched || entries[i] | exits[i] {
+            account.events(bars, i, entries[i], exits[i], &mut pending, intrabar);
+            (cash, held) = (account.cash, account.held());
+            equity.push(cash + held * close[i]);
+            exposure_bars += usize::from(held != 0.0);
+            i += 1;
+            continue;
         }
-        // 2. inside the bar: stops and targets.
-        if protective {
-            if let Some(p) = account.position {
-                if let Some(hit) = intrabar.protective_exit(bars, i, p.side, p.stop, p.target) {
-                    // A stop is a market order (slippage); a take-profit is a limit (none).
-                    let fill = match hit.reason {
-                        ExitReason::StopLoss => account.market_price(hit.price, p.side == Side::Short),
-                        _ => hit.price,
-                    };
-                    account.close(fill, i, hit.reason);
-                }
-            }
-        }
-        // 3. close: this bar's signals.
-        let held = account.position.map(|p| p.side);
-        if let Some(order) = decide(execution.direction, held, entries[i], exits[i]) {
-            match execution.fill {
-                Fill::Close => account.execute(order, bars.close[i], i),
-                Fill::NextOpen => pending = Some(order),
-            }
-        }
+        let quiet = entries[i..]
+            .iter()
+            .zip(&exits[i..])
+            .position(|(&entry, &exit)| entry | exit)
+            .unwrap_or(n - i);
         // 4. mark to market.
-        equity.push(account.equity_at(bars.close[i]));
-        exposure_bars += usize::from(account.position.is_some());
+        equity.extend(close[i..i + quiet].iter().map(|&price| cash + held * price));
+        exposure_bars += if held != 0.0 { quiet } else { 0 };
+        i += quiet;
     }
 
     // A position still open is valued at the last close and reported as an open trade.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// The outputs of one indicator call (one column, or three for MACD and Bollinger bands).
-type Outputs = Vec<Arc<[f64]>>;
+type Outputs = Vec<Arc<Vec<f64>>>;
 
 /// Indicator columns already computed, keyed by their canonical bound form, e.g.
 /// `sma(close,10)` (parameters substituted), `macd(close,12,26,9)` (line, signal and histogram
@@ -55,7 +55,7 @@ impl SeriesCache {
     }
 
     /// Output `output` of the call `key`, if it has been computed.
-    pub(crate) fn get(&self, key: &str, output: usize) -> Option<Arc<[f64]>> {
+    pub(crate) fn get(&self, key: &str, output: usize) -> Option<Arc<Vec<f64>>> {
         let cell = self.read().get(key).cloned()?;
         cell.get()?.get(output).cloned()
     }
@@ -67,7 +67,7 @@ impl SeriesCache {
         key: &str,
         output: usize,
         compute: impl FnOnce() -> Vec<Vec<f64>>,
-    ) -> Option<Arc<[f64]>> {
+    ) -> Option<Arc<Vec<f64>>> {
         let existing = self.read().get(key).cloned();
         let cell = match existing {
             Some(cell) => cell,
@@ -76,7 +76,7 @@ impl SeriesCache {
                 entries.entry(key.to_string()).or_default().clone()
             }
         };
-        let outputs = cell.get_or_init(|| compute().into_iter().map(Arc::from).collect());
+        let outputs = cell.get_or_init(|| compute().into_iter().map(Arc::new).collect());
         outputs.get(output).cloned()
     }
 

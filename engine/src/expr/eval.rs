@@ -162,7 +162,7 @@ impl fmt::Display for Condition {
 /// A numeric column, borrowed from the bars, shared with the cache or owned.
 enum Numbers<'a> {
     Borrowed(&'a [f64]),
-    Shared(Arc<[f64]>),
+    Shared(Arc<Vec<f64>>),
     Owned(Vec<f64>),
 }
 
@@ -401,7 +401,7 @@ fn fit(column: &[f64], n: usize) -> Numbers<'_> {
 }
 
 /// Like [`fit`], for a column from the cache.
-fn fit_shared<'a>(column: Arc<[f64]>, n: usize) -> Numbers<'a> {
+fn fit_shared<'a>(column: Arc<Vec<f64>>, n: usize) -> Numbers<'a> {
     if column.len() == n {
         Numbers::Shared(column)
     } else {

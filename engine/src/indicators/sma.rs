@@ -7,15 +7,18 @@
 //!   agrees with a fresh sum of its window to within an ulp or two: crossover decisions don't
 //!   drift.
 
-use super::window::WindowSum;
+use super::window::{CompensatedSum, WindowSum};
 
 /// Simple moving average of `src` over `period` bars.
 pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
     debug_assert!(period >= 1, "sma: period must be at least 1");
-    let mut out = vec![f64::NAN; src.len()];
     if period == 0 {
+        return vec![f64::NAN; src.len()];
+    }
+    if let Some(out) = sma_without_gaps(src, period) {
         return out;
     }
+    let mut out = vec![f64::NAN; src.len()];
     let p = period as f64;
     let mut sum = WindowSum::new(period);
     for (t, value) in out.iter_mut().enumerate() {
@@ -24,6 +27,35 @@ pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+/// The common case, a column with no missing value after its leading ones, with one
+/// compensated add per bar: the entering minus the leaving value (exact for nearby prices, by
+/// Sterbenz's lemma), so each value stays within an ulp or so of a fresh window sum. `None`
+/// when the column has a gap: the general path handles it.
+fn sma_without_gaps(src: &[f64], period: usize) -> Option<Vec<f64>> {
+    let start = src.iter().position(|x| x.is_finite()).unwrap_or(src.len());
+    let mut out = Vec::with_capacity(src.len());
+    out.resize((start + period - 1).min(src.len()), f64::NAN);
+    let src = &src[start..];
+    if src.len() < period {
+        return Some(out);
+    }
+    let p = period as f64;
+    let mut sum = CompensatedSum::default();
+    let mut gap = false;
+    for &x in &src[..period] {
+        gap |= !x.is_finite();
+        sum.add(x);
+    }
+    out.push(sum.total() / p);
+    // One pass, no call and no bounds check inside: the running sum stays in registers.
+    out.extend(src[period..].iter().zip(src).map(|(&entering, &leaving)| {
+        gap |= !entering.is_finite();
+        sum.add(entering - leaving);
+        sum.total() / p
+    }));
+    (!gap).then_some(out)
 }
 
 #[cfg(test)]
