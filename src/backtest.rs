@@ -112,7 +112,8 @@ impl BacktestArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read spec {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("invalid spec {}", path.display()))?
+                serde_json::from_str(&text)
+                    .with_context(|| format!("invalid spec {}", path.display()))?
             }
             None => BacktestSpec::default(),
         };
@@ -174,7 +175,12 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     };
     let plan = spec.plan().context("invalid backtest")?;
     let bars = data::load(&path, &plan.load)?;
-    let result = run_backtest(&bars, &plan.compiled, &plan.execution, plan.periods_per_year);
+    let result = run_backtest(
+        &bars,
+        &plan.compiled,
+        &plan.execution,
+        plan.periods_per_year,
+    );
     let mut out = BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Json => {

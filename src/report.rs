@@ -47,13 +47,30 @@ pub fn backtest(
         out,
         "execution  {}, fill {}, fees {}, fixed fee {}, slippage {} bps, cash {}, size {}",
         label(&e.direction),
-        label(&e.fill), e.fees, e.fixed_fee, e.slippage_bps, e.initial_cash, e.size
+        label(&e.fill),
+        e.fees,
+        e.fixed_fee,
+        e.slippage_bps,
+        e.initial_cash,
+        e.size
     )?;
     writeln!(out)?;
 
     let m = &result.metrics;
-    let pct = |x: f64| if x.is_finite() { format!("{:.2} %", x * 100.0) } else { "-".to_owned() };
-    let num = |x: f64| if x.is_finite() { format!("{x:.2}") } else { "-".to_owned() };
+    let pct = |x: f64| {
+        if x.is_finite() {
+            format!("{:.2} %", x * 100.0)
+        } else {
+            "-".to_owned()
+        }
+    };
+    let num = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.2}")
+        } else {
+            "-".to_owned()
+        }
+    };
     let rows = [
         ("final_equity", num(m.final_equity)),
         ("total_return", pct(m.total_return)),
@@ -63,7 +80,10 @@ pub fn backtest(
         ("sortino", num(m.sortino)),
         ("calmar", num(m.calmar)),
         ("max_drawdown", pct(m.max_drawdown)),
-        ("max_drawdown_duration", format!("{} bars", m.max_drawdown_duration)),
+        (
+            "max_drawdown_duration",
+            format!("{} bars", m.max_drawdown_duration),
+        ),
         ("trades", m.trades.to_string()),
         ("win_rate", pct(m.win_rate)),
         ("profit_factor", num(m.profit_factor)),

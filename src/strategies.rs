@@ -37,8 +37,18 @@ pub fn run(args: StrategiesArgs) -> anyhow::Result<()> {
         }
         Format::Table => {
             for t in TEMPLATES {
-                let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                writeln!(out, "{}  ({})", t.name, if params.is_empty() { "no parameters".into() } else { params.join(", ") })?;
+                let params: Vec<String> =
+                    t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                writeln!(
+                    out,
+                    "{}  ({})",
+                    t.name,
+                    if params.is_empty() {
+                        "no parameters".into()
+                    } else {
+                        params.join(", ")
+                    }
+                )?;
                 writeln!(out, "    {}", t.description)?;
                 writeln!(out, "    entry: {}", t.entry)?;
                 writeln!(out, "    exit:  {}", t.exit)?;

@@ -1,21 +1,32 @@
 //! The `strata` command line as a user runs it.
 
-use std::process::Command;
 use serde_json::Value;
+use std::process::Command;
 
 const GOOG: &str = "examples/data/GOOG.csv";
 
 fn strata(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_strata")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(output: &std::process::Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 fn stderr_of_failure(output: &std::process::Output) -> String {
-    assert!(!output.status.success(), "expected a failure, got: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        !output.status.success(),
+        "expected a failure, got: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
@@ -29,8 +40,17 @@ fn json(args: &[&str]) -> Value {
 fn default_backtest_prints_a_readable_report() {
     let text = stdout(&strata(&["backtest", "--data", GOOG]));
     assert!(text.contains("sma_cross (fast=10, slow=20)"), "{text}");
-    assert!(text.contains("2148 bars, 2004-08-19 .. 2013-03-01"), "{text}");
-    for name in ["final_equity", "sharpe", "max_drawdown", "win_rate", "trades"] {
+    assert!(
+        text.contains("2148 bars, 2004-08-19 .. 2013-03-01"),
+        "{text}"
+    );
+    for name in [
+        "final_equity",
+        "sharpe",
+        "max_drawdown",
+        "win_rate",
+        "trades",
+    ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
 }
@@ -44,11 +64,20 @@ fn json_output_has_metrics_trades_and_equity() {
     let trades = result["trades"].as_array().unwrap();
     assert_eq!(trades.len() as u64, m["trades"].as_u64().unwrap());
     assert_eq!(trades[0]["side"], "long");
-    assert!(trades[0]["entry_time"].as_str().unwrap().starts_with("2004-"));
+    assert!(trades[0]["entry_time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2004-"));
     let equity = &result["equity"];
     assert_eq!(equity["value"].as_array().unwrap().len(), 2148);
     assert_eq!(equity["time"][0], "2004-08-19T00:00:00Z");
-    let last = equity["value"].as_array().unwrap().last().unwrap().as_f64().unwrap();
+    let last = equity["value"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_f64()
+        .unwrap();
     assert_eq!(last, m["final_equity"].as_f64().unwrap());
 }
 
@@ -72,71 +101,151 @@ fn spec_file_runs_and_flags_override_it() {
     let spec = spec.to_str().unwrap();
     let from_spec = json(&["backtest", "--spec", spec]);
     let by_flags = json(&[
-        "backtest", "--data", GOOG, "--start", "2006-01-01", "--end", "2010-12-31", "--strategy", "ema_cross",
-        "--param", "fast=8", "--fill", "close", "--fees", "0.001", "--cash", "5000",
+        "backtest",
+        "--data",
+        GOOG,
+        "--start",
+        "2006-01-01",
+        "--end",
+        "2010-12-31",
+        "--strategy",
+        "ema_cross",
+        "--param",
+        "fast=8",
+        "--fill",
+        "close",
+        "--fees",
+        "0.001",
+        "--cash",
+        "5000",
     ]);
     assert_eq!(from_spec, by_flags);
     assert_eq!(from_spec["equity"]["time"][0], "2006-01-03T00:00:00Z");
-    assert_eq!(from_spec["equity"]["time"].as_array().unwrap().last().unwrap(), "2010-12-31T00:00:00Z");
+    assert_eq!(
+        from_spec["equity"]["time"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "2010-12-31T00:00:00Z"
+    );
 
     let overridden = json(&["backtest", "--spec", spec, "--cash", "10000"]);
     let ratio = overridden["metrics"]["final_equity"].as_f64().unwrap()
         / from_spec["metrics"]["final_equity"].as_f64().unwrap();
-    assert!((ratio - 2.0).abs() < 1e-9, "cash override scales equity: {ratio}");
+    assert!(
+        (ratio - 2.0).abs() < 1e-9,
+        "cash override scales equity: {ratio}"
+    );
 }
 
 #[test]
 fn custom_expressions_equal_the_template_they_spell_out() {
     let template = json(&["backtest", "--data", GOOG, "--strategy", "sma_cross"]);
     let written = json(&[
-        "backtest", "--data", GOOG,
-        "--entry", "cross_above(sma(close, fast), sma(close, slow))",
-        "--exit", "cross_below(sma(close, fast), sma(close, slow))",
-        "--param", "fast=10", "--param", "slow=20",
+        "backtest",
+        "--data",
+        GOOG,
+        "--entry",
+        "cross_above(sma(close, fast), sma(close, slow))",
+        "--exit",
+        "cross_below(sma(close, fast), sma(close, slow))",
+        "--param",
+        "fast=10",
+        "--param",
+        "slow=20",
     ]);
     assert_eq!(template["metrics"], written["metrics"]);
 }
 
 #[test]
 fn every_template_runs_on_goog() {
-    let list: Value = serde_json::from_str(&stdout(&strata(&["strategies", "--format", "json"]))).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let list: Value =
+        serde_json::from_str(&stdout(&strata(&["strategies", "--format", "json"]))).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["sma_cross", "ema_cross", "rsi_reversion", "bollinger_reversion", "macd_cross", "donchian_breakout", "buy_and_hold"]
+        [
+            "sma_cross",
+            "ema_cross",
+            "rsi_reversion",
+            "bollinger_reversion",
+            "macd_cross",
+            "donchian_breakout",
+            "buy_and_hold"
+        ]
     );
     for name in names {
         let result = json(&["backtest", "--data", GOOG, "--strategy", name]);
-        assert!(result["metrics"]["trades"].as_u64().unwrap() > 0, "{name} made no trade");
+        assert!(
+            result["metrics"]["trades"].as_u64().unwrap() > 0,
+            "{name} made no trade"
+        );
     }
 }
 
 #[test]
 fn buy_and_hold_follows_the_price() {
-    let result = json(&["backtest", "--data", GOOG, "--strategy", "buy_and_hold", "--fill", "close"]);
+    let result = json(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--strategy",
+        "buy_and_hold",
+        "--fill",
+        "close",
+    ]);
     // Bought at the first close (100.34), held to the last (806.19 on 2013-03-01).
     let total = result["metrics"]["total_return"].as_f64().unwrap();
     let closes = std::fs::read_to_string(GOOG).unwrap();
-    let last_close: f64 = closes.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap();
-    assert!((total - (last_close / 100.34 - 1.0)).abs() < 1e-12, "{total}");
+    let last_close: f64 = closes
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (total - (last_close / 100.34 - 1.0)).abs() < 1e-12,
+        "{total}"
+    );
 }
 
 #[test]
 fn strategies_lists_templates_with_parameters() {
     let text = stdout(&strata(&["strategies"]));
     assert!(text.contains("sma_cross  (fast=10, slow=20)"), "{text}");
-    assert!(text.contains("entry: cross_above(sma(close, fast), sma(close, slow))"), "{text}");
+    assert!(
+        text.contains("entry: cross_above(sma(close, fast), sma(close, slow))"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_expression_shows_the_column() {
     let err = stderr_of_failure(&strata(&[
-        "backtest", "--data", GOOG, "--entry", "cross_above(smaa(close, 10), sma(close, 20))", "--exit", "close < 0",
+        "backtest",
+        "--data",
+        GOOG,
+        "--entry",
+        "cross_above(smaa(close, 10), sma(close, 20))",
+        "--exit",
+        "close < 0",
     ]));
     assert!(err.contains("strategy.entry"), "{err}");
     assert!(err.contains("unknown function 'smaa'"), "{err}");
     assert!(err.contains("column 13"), "{err}");
-    assert!(err.contains("\n              ^"), "caret under the column:\n{err}");
+    assert!(
+        err.contains("\n              ^"),
+        "caret under the column:\n{err}"
+    );
 }
 
 #[test]
@@ -148,15 +257,26 @@ fn unknown_parameter_is_named_with_the_known_ones() {
 
 #[test]
 fn unknown_template_lists_the_available_ones() {
-    let err = stderr_of_failure(&strata(&["backtest", "--data", GOOG, "--strategy", "sma_crossing"]));
+    let err = stderr_of_failure(&strata(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--strategy",
+        "sma_crossing",
+    ]));
     assert!(err.contains("unknown template 'sma_crossing'"), "{err}");
     assert!(err.contains("donchian_breakout"), "{err}");
 }
 
 #[test]
 fn invalid_execution_values_name_the_field() {
-    let err = stderr_of_failure(&strata(&["backtest", "--data", GOOG, "--fees", "1.5", "--size", "0"]));
-    assert!(err.contains("execution.fees: must be a fraction in [0, 1), got 1.5"), "{err}");
+    let err = stderr_of_failure(&strata(&[
+        "backtest", "--data", GOOG, "--fees", "1.5", "--size", "0",
+    ]));
+    assert!(
+        err.contains("execution.fees: must be a fraction in [0, 1), got 1.5"),
+        "{err}"
+    );
     assert!(err.contains("execution.size"), "{err}");
 }
 
@@ -184,12 +304,23 @@ fn precision_other_than_bar_is_refused_clearly() {
     let spec = dir.path().join("spec.json");
     std::fs::write(&spec, format!(r#"{{"data": {{"path": "{GOOG}"}}, "strategy": {{"template": "sma_cross"}}, "precision": "tick"}}"#)).unwrap();
     let err = stderr_of_failure(&strata(&["backtest", "--spec", spec.to_str().unwrap()]));
-    assert!(err.contains("precision 'tick' is not available yet"), "{err}");
+    assert!(
+        err.contains("precision 'tick' is not available yet"),
+        "{err}"
+    );
 }
 
 #[test]
 fn resampling_to_weekly_bars() {
-    let result = json(&["backtest", "--data", GOOG, "--timeframe", "1w", "--strategy", "buy_and_hold"]);
+    let result = json(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--timeframe",
+        "1w",
+        "--strategy",
+        "buy_and_hold",
+    ]);
     let bars = result["metrics"]["bars"].as_u64().unwrap();
     assert!((440..=450).contains(&bars), "{bars} weekly bars");
 }

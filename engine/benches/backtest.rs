@@ -6,9 +6,9 @@ mod synthetic;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::data::{self, LoadOptions};
 use engine::execution::{Execution, Fill};
+use engine::run_backtest;
 use engine::spec::StrategySpec;
 use engine::strategy::Strategy;
-use engine::run_backtest;
 
 // The allocator of the `strata` binary, so the figures are the ones a user gets.
 #[global_allocator]
@@ -28,7 +28,11 @@ fn sma_cross() -> engine::strategy::CompiledStrategy {
 fn backtest(c: &mut Criterion) {
     let bars = synthetic::random_walk(BARS, 42);
     let strategy = sma_cross();
-    let execution = Execution { fill: Fill::NextOpen, fees: 0.001, ..Execution::default() };
+    let execution = Execution {
+        fill: Fill::NextOpen,
+        fees: 0.001,
+        ..Execution::default()
+    };
 
     let mut group = c.benchmark_group("sma_cross_1m_bars");
     group.throughput(Throughput::Elements(BARS as u64));
@@ -43,7 +47,7 @@ fn backtest(c: &mut Criterion) {
     group.bench_function("parquet_and_engine", |b| {
         b.iter(|| {
             let loaded = data::load(&path, &LoadOptions::default()).unwrap();
-            run_backtest(&loaded, &strategy, &execution, None)
+            run_backtest(&loaded, &strategy, &execution, None).metrics
         });
     });
     group.finish();

@@ -14,7 +14,8 @@ pub fn random_walk(n: usize, seed: u64) -> Bars {
         let close = open * (1.0 + rng.random_range(-0.01..0.01));
         let high = open.max(close) * (1.0 + rng.random_range(0.0..0.005));
         let low = open.min(close) * (1.0 - rng.random_range(0.0..0.005));
-        bars.time.push(1_600_000_000_000_000_000 + i as i64 * 60_000_000_000);
+        bars.time
+            .push(1_600_000_000_000_000_000 + i as i64 * 60_000_000_000);
         bars.open.push(open);
         bars.high.push(high);
         bars.low.push(low);

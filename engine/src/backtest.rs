@@ -10,25 +10,27 @@ use crate::strategy::CompiledStrategy;
 
 /// What a backtest produces: `{"metrics": {...}, "trades": [...], "equity": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BacktestResult {
+pub struct BacktestResult<'a> {
     /// Summary figures.
     pub metrics: Metrics,
     /// Every round trip; the last may still be open.
     pub trades: Vec<Trade>,
     /// Equity and drawdown at each bar's close.
-    pub equity: EquityCurve,
+    pub equity: EquityCurve<'a>,
 }
 
 /// Equity at each bar's close; in JSON also its drawdown from the running peak.
+///
+/// The times are borrowed from the bars: a million-bar curve need not copy them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EquityCurve {
+pub struct EquityCurve<'a> {
     /// Bar times, nanoseconds since the epoch.
-    pub time: Vec<i64>,
+    pub time: &'a [i64],
     /// Equity: cash plus the position valued at the close.
     pub value: Vec<f64>,
 }
 
-impl EquityCurve {
+impl EquityCurve<'_> {
     /// `value / running peak - 1` at each bar, `<= 0`.
     pub fn drawdown(&self) -> Vec<f64> {
         let mut peak = f64::NEG_INFINITY;
@@ -44,7 +46,7 @@ impl EquityCurve {
 
 /// `{"time": [RFC 3339...], "value": [...], "drawdown": [...]}`; the drawdown is derived here,
 /// when it is written, rather than kept beside every curve.
-impl Serialize for EquityCurve {
+impl Serialize for EquityCurve<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         struct Times<'a>(&'a [i64]);
@@ -54,7 +56,7 @@ impl Serialize for EquityCurve {
             }
         }
         let mut curve = serializer.serialize_struct("EquityCurve", 3)?;
-        curve.serialize_field("time", &Times(&self.time))?;
+        curve.serialize_field("time", &Times(self.time))?;
         curve.serialize_field("value", &self.value)?;
         curve.serialize_field("drawdown", &self.drawdown())?;
         curve.end()
@@ -64,27 +66,35 @@ impl Serialize for EquityCurve {
 /// Runs `strategy` over `bars` at bar precision.
 ///
 /// `periods_per_year` annualises the metrics; `None` infers it from the bars' spacing.
-pub fn run_backtest(
-    bars: &Bars,
+pub fn run_backtest<'a>(
+    bars: &'a Bars,
     strategy: &CompiledStrategy,
     execution: &Execution,
     periods_per_year: Option<f64>,
-) -> BacktestResult {
+) -> BacktestResult<'a> {
     let signals = strategy.signals(bars, &SeriesCache::new());
-    let simulation = simulate(bars, &signals.entries, &signals.exits, execution, &mut BarRange);
+    let simulation = simulate(
+        bars,
+        &signals.entries,
+        &signals.exits,
+        execution,
+        &mut BarRange,
+    );
     let metrics = Metrics::compute(MetricInputs {
         equity: &simulation.equity,
         initial_cash: execution.initial_cash,
         trades: &simulation.trades,
         fees_paid: simulation.fees_paid,
         exposure_bars: simulation.exposure_bars,
-        periods_per_year: periods_per_year.or_else(|| bars.periods_per_year()).unwrap_or(f64::NAN),
+        periods_per_year: periods_per_year
+            .or_else(|| bars.periods_per_year())
+            .unwrap_or(f64::NAN),
     });
     BacktestResult {
         metrics,
         trades: simulation.trades,
         equity: EquityCurve {
-            time: bars.time.clone(),
+            time: &bars.time,
             value: simulation.equity,
         },
     }

@@ -125,20 +125,45 @@ impl Metrics {
         let final_equity = equity.last().copied().unwrap_or(initial_cash);
         let total_return = final_equity / initial_cash - 1.0;
 
-        // One pass: sums of returns (shifted by the first return, so the one-pass variance
-        // keeps full precision), of squared downside returns, and the drawdowns.
+        // Sums of returns (shifted by the first return, so the one-pass variance keeps full
+        // precision) and of squared downside returns, in four lanes so the divisions and adds
+        // run side by side instead of one after another.
         let shift = equity.first().map_or(0.0, |&v| v / initial_cash - 1.0);
-        let (mut sum, mut sum_sq, mut downside_sq) = (0.0_f64, 0.0_f64, 0.0_f64);
+        let (mut sum, mut sum_sq, mut downside_sq) = ([0.0_f64; 4], [0.0_f64; 4], [0.0_f64; 4]);
         let mut previous = initial_cash;
+        let chunks = equity.chunks_exact(4);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            let r = [
+                chunk[0] / previous - 1.0,
+                chunk[1] / chunk[0] - 1.0,
+                chunk[2] / chunk[1] - 1.0,
+                chunk[3] / chunk[2] - 1.0,
+            ];
+            previous = chunk[3];
+            for lane in 0..4 {
+                let d = r[lane] - shift;
+                sum[lane] += d;
+                sum_sq[lane] += d * d;
+                downside_sq[lane] += r[lane].min(0.0) * r[lane].min(0.0);
+            }
+        }
+        for &value in rest {
+            let r = value / previous - 1.0;
+            previous = value;
+            sum[0] += r - shift;
+            sum_sq[0] += (r - shift) * (r - shift);
+            downside_sq[0] += r.min(0.0) * r.min(0.0);
+        }
+        let (sum, sum_sq, downside_sq): (f64, f64, f64) = (
+            sum.iter().sum(),
+            sum_sq.iter().sum(),
+            downside_sq.iter().sum(),
+        );
+
         let mut peak = f64::NEG_INFINITY;
         let (mut max_drawdown, mut underwater, mut longest_underwater) = (0.0_f64, 0usize, 0usize);
         for &value in equity {
-            let r = value / previous - 1.0;
-            previous = value;
-            let d = r - shift;
-            sum += d;
-            sum_sq += d * d;
-            downside_sq += r.min(0.0) * r.min(0.0);
             if value >= peak {
                 peak = value;
                 underwater = 0;
@@ -173,9 +198,14 @@ impl Metrics {
         } else {
             (final_equity / initial_cash).powf(1.0 / years) - 1.0
         };
-        let calmar = if max_drawdown < 0.0 { cagr / -max_drawdown } else { f64::NAN };
+        let calmar = if max_drawdown < 0.0 {
+            cagr / -max_drawdown
+        } else {
+            f64::NAN
+        };
 
-        let (mut closed, mut wins, mut gross_profit, mut gross_loss, mut pnl_sum) = (0, 0, 0.0, 0.0, 0.0);
+        let (mut closed, mut wins, mut gross_profit, mut gross_loss, mut pnl_sum) =
+            (0, 0, 0.0, 0.0, 0.0);
         for trade in trades.iter().filter(|t| t.is_closed()) {
             closed += 1;
             pnl_sum += trade.pnl;
@@ -186,7 +216,13 @@ impl Metrics {
                 gross_loss -= trade.pnl;
             }
         }
-        let per_closed = |x: f64| if closed > 0 { x / closed as f64 } else { f64::NAN };
+        let per_closed = |x: f64| {
+            if closed > 0 {
+                x / closed as f64
+            } else {
+                f64::NAN
+            }
+        };
 
         Metrics {
             final_equity,
@@ -200,9 +236,17 @@ impl Metrics {
             max_drawdown_duration: longest_underwater,
             trades: trades.len(),
             win_rate: per_closed(wins as f64),
-            profit_factor: if gross_loss > 0.0 { gross_profit / gross_loss } else { f64::NAN },
+            profit_factor: if gross_loss > 0.0 {
+                gross_profit / gross_loss
+            } else {
+                f64::NAN
+            },
             expectancy: per_closed(pnl_sum),
-            exposure: if bars > 0 { exposure_bars as f64 / bars as f64 } else { f64::NAN },
+            exposure: if bars > 0 {
+                exposure_bars as f64 / bars as f64
+            } else {
+                f64::NAN
+            },
             fees_paid,
             bars,
         }
@@ -315,7 +359,12 @@ mod tests {
             exposure_bars: 0,
             periods_per_year: 252.0,
         });
-        assert!(m.sharpe.is_nan() && m.win_rate.is_nan() && m.profit_factor.is_nan() && m.calmar.is_nan());
+        assert!(
+            m.sharpe.is_nan()
+                && m.win_rate.is_nan()
+                && m.profit_factor.is_nan()
+                && m.calmar.is_nan()
+        );
         assert_eq!(m.max_drawdown, 0.0);
         assert_eq!(m.max_drawdown_duration, 0);
         let json = serde_json::to_value(&m).unwrap();
@@ -335,7 +384,12 @@ mod tests {
             periods_per_year: 1.0,
         });
         let json = serde_json::to_value(&m).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut names = METRIC_NAMES.to_vec();
         names.sort_unstable();
         let mut keys_sorted = keys.clone();

@@ -213,17 +213,27 @@ impl BacktestSpec {
                 "precision",
                 format!(
                     "precision '{}' is not available yet; available: bar",
-                    serde_json::to_value(self.precision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                    serde_json::to_value(self.precision)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
                 ),
             ));
         }
         if let Some(ppy) = self.periods_per_year {
             if !(ppy.is_finite() && ppy > 0.0) {
-                errors.push(SpecError::new("periods_per_year", format!("must be a positive number, got {ppy}")));
+                errors.push(SpecError::new(
+                    "periods_per_year",
+                    format!("must be a positive number, got {ppy}"),
+                ));
             }
         }
-        let strategy = Strategy::from_spec(&self.strategy).map_err(|e| errors.push(e)).ok();
-        let compiled = strategy.as_ref().and_then(|s| s.compile().map_err(|e| errors.extend(e)).ok());
+        let strategy = Strategy::from_spec(&self.strategy)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let compiled = strategy
+            .as_ref()
+            .and_then(|s| s.compile().map_err(|e| errors.extend(e)).ok());
         match (strategy, compiled) {
             (Some(strategy), Some(compiled)) if errors.is_empty() => Ok(Plan {
                 load,
@@ -258,7 +268,11 @@ impl DataSpec {
                 .map_err(|e| errors.push(SpecError::new("data.timeframe", e.to_string())))
                 .ok()
         });
-        LoadOptions { start, end, timeframe }
+        LoadOptions {
+            start,
+            end,
+            timeframe,
+        }
     }
 }
 
@@ -266,28 +280,61 @@ impl ExecutionSpec {
     fn validate(&self, direction: Direction, errors: &mut Vec<SpecError>) -> Execution {
         let mut check = |field: &str, value: f64, ok: bool, rule: &str| {
             if !(ok && value.is_finite()) {
-                errors.push(SpecError::new(format!("execution.{field}"), format!("{rule}, got {value}")));
+                errors.push(SpecError::new(
+                    format!("execution.{field}"),
+                    format!("{rule}, got {value}"),
+                ));
             }
         };
-        check("fees", self.fees, (0.0..1.0).contains(&self.fees), "must be a fraction in [0, 1)");
-        check("fixed_fee", self.fixed_fee, self.fixed_fee >= 0.0, "must be >= 0");
+        check(
+            "fees",
+            self.fees,
+            (0.0..1.0).contains(&self.fees),
+            "must be a fraction in [0, 1)",
+        );
+        check(
+            "fixed_fee",
+            self.fixed_fee,
+            self.fixed_fee >= 0.0,
+            "must be >= 0",
+        );
         check(
             "slippage_bps",
             self.slippage_bps,
             (0.0..10_000.0).contains(&self.slippage_bps),
             "must be in [0, 10000) basis points",
         );
-        check("initial_cash", self.initial_cash, self.initial_cash > 0.0, "must be > 0");
-        check("size", self.size, self.size > 0.0, "must be a fraction of equity > 0");
+        check(
+            "initial_cash",
+            self.initial_cash,
+            self.initial_cash > 0.0,
+            "must be > 0",
+        );
+        check(
+            "size",
+            self.size,
+            self.size > 0.0,
+            "must be a fraction of equity > 0",
+        );
         if let Some(lot) = self.lot_size {
             check("lot_size", lot, lot > 0.0, "must be > 0");
         }
         if let Some(stop) = self.stop_loss {
-            check("stop_loss", stop, stop > 0.0 && stop < 1.0, "must be a fraction in (0, 1)");
+            check(
+                "stop_loss",
+                stop,
+                stop > 0.0 && stop < 1.0,
+                "must be a fraction in (0, 1)",
+            );
         }
         if let Some(target) = self.take_profit {
             let ok = target > 0.0 && (direction == Direction::Long || target < 1.0);
-            check("take_profit", target, ok, "must be a fraction > 0 (and < 1 when shorting)");
+            check(
+                "take_profit",
+                target,
+                ok,
+                "must be a fraction > 0 (and < 1 when shorting)",
+            );
         }
         Execution {
             direction,

@@ -45,18 +45,23 @@ impl Strategy {
             Some(name) => Some(templates::find(name).ok_or_else(|| {
                 SpecError::new(
                     "strategy.template",
-                    format!("unknown template '{name}'; available: {}", templates::names()),
+                    format!(
+                        "unknown template '{name}'; available: {}",
+                        templates::names()
+                    ),
                 )
             })?),
             None => None,
         };
         let pick = |own: &Option<String>, field: &str, from_template: Option<&str>| {
-            own.clone().or(from_template.map(str::to_owned)).ok_or_else(|| {
-                SpecError::new(
-                    field,
-                    "missing: give a template or both entry and exit expressions".to_owned(),
-                )
-            })
+            own.clone()
+                .or(from_template.map(str::to_owned))
+                .ok_or_else(|| {
+                    SpecError::new(
+                        field,
+                        "missing: give a template or both entry and exit expressions".to_owned(),
+                    )
+                })
         };
         let entry = pick(&spec.entry, "strategy.entry", template.map(|t| t.entry))?;
         let exit = pick(&spec.exit, "strategy.exit", template.map(|t| t.exit))?;
@@ -75,23 +80,34 @@ impl Strategy {
     /// Parses and binds both expressions; every problem names its field and column.
     pub fn compile(&self) -> Result<CompiledStrategy, Vec<SpecError>> {
         let mut errors = Vec::new();
-        let entry = expr::parse(&self.entry).map_err(|e| SpecError::expression("strategy.entry", e));
+        let entry =
+            expr::parse(&self.entry).map_err(|e| SpecError::expression("strategy.entry", e));
         let exit = expr::parse(&self.exit).map_err(|e| SpecError::expression("strategy.exit", e));
         // A parameter no expression uses is almost always a typo ("fsat"): say so.
         if let (Ok(entry), Ok(exit)) = (&entry, &exit) {
-            let used: BTreeSet<String> = entry.parameters().union(&exit.parameters()).cloned().collect();
+            let used: BTreeSet<String> = entry
+                .parameters()
+                .union(&exit.parameters())
+                .cloned()
+                .collect();
             for name in self.params.keys().filter(|k| !used.contains(*k)) {
                 let known = used.iter().cloned().collect::<Vec<_>>().join(", ");
-                let known = if known.is_empty() { "none".to_owned() } else { known };
+                let known = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known
+                };
                 errors.push(SpecError::new(
                     format!("strategy.params.{name}"),
                     format!("unknown parameter '{name}': this strategy's parameters are {known}"),
                 ));
             }
         }
-        let bind = |ast: Result<expr::Ast, SpecError>, field: &str| -> Result<Condition, SpecError> {
-            ast?.bind(&self.params).map_err(|e: ExprError| SpecError::expression(field, e))
-        };
+        let bind =
+            |ast: Result<expr::Ast, SpecError>, field: &str| -> Result<Condition, SpecError> {
+                ast?.bind(&self.params)
+                    .map_err(|e: ExprError| SpecError::expression(field, e))
+            };
         let entry = bind(entry, "strategy.entry");
         let exit = bind(exit, "strategy.exit");
         match (entry, exit) {

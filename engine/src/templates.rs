@@ -78,5 +78,9 @@ pub fn find(name: &str) -> Option<&'static Template> {
 
 /// The template names, comma-separated, for error messages.
 pub fn names() -> String {
-    TEMPLATES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+    TEMPLATES
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -36,7 +36,9 @@ fn decide(direction: Direction, held: Option<Side>, entry: bool, exit: bool) -> 
         (Direction::Long, None) if entry => Some(Order::Open(Side::Long)),
         (Direction::Short, None) if entry => Some(Order::Open(Side::Short)),
         (Direction::Long | Direction::Short, Some(_)) if exit => Some(Order::Close),
-        (Direction::LongShort, None) => Some(Order::Open(if entry { Side::Long } else { Side::Short })),
+        (Direction::LongShort, None) => {
+            Some(Order::Open(if entry { Side::Long } else { Side::Short }))
+        }
         (Direction::LongShort, Some(Side::Short)) if entry => Some(Order::Reverse(Side::Long)),
         (Direction::LongShort, Some(Side::Long)) if exit => Some(Order::Reverse(Side::Short)),
         _ => None,
@@ -122,7 +124,14 @@ impl Account<'_> {
         self.log(p, fill, bar, reason, fees);
     }
 
-    fn log(&mut self, p: Position, exit_price: f64, bar: usize, reason: ExitReason, exit_fees: f64) {
+    fn log(
+        &mut self,
+        p: Position,
+        exit_price: f64,
+        bar: usize,
+        reason: ExitReason,
+        exit_fees: f64,
+    ) {
         let fees = p.entry_fees + exit_fees;
         let pnl = p.side.sign() * p.quantity * (exit_price - p.entry_price) - fees;
         self.trades.push(Trade {
@@ -163,7 +172,10 @@ impl Account<'_> {
             self.execute(order, bars.open[i], i);
         }
         // 2. inside the bar: stops and targets.
-        if let Some(p) = self.position.filter(|p| p.stop.is_some() || p.target.is_some()) {
+        if let Some(p) = self
+            .position
+            .filter(|p| p.stop.is_some() || p.target.is_some())
+        {
             if let Some(hit) = intrabar.protective_exit(bars, i, p.side, p.stop, p.target) {
                 // A stop is a market order (slippage); a take-profit is a limit (none).
                 let fill = match hit.reason {
@@ -216,7 +228,9 @@ pub fn simulate(
         slippage: execution.slippage_bps / 10_000.0,
         cash: execution.initial_cash,
         position: None,
-        trades: Vec::new(),
+        // At most one trade per entry signal (and per exit signal when reversing): reserving
+        // for them spares copying the log as it grows.
+        trades: Vec::with_capacity(entries.iter().filter(|&&e| e).count() + 1),
         fees_paid: 0.0,
     };
     let protective = execution.stop_loss.is_some() || execution.take_profit.is_some();
@@ -298,7 +312,13 @@ mod tests {
 
     fn run(bars: &Bars, entry_at: &[usize], exit_at: &[usize], execution: Execution) -> Simulation {
         let n = bars.len();
-        simulate(bars, &flags(n, entry_at), &flags(n, exit_at), &execution, &mut BarRange)
+        simulate(
+            bars,
+            &flags(n, entry_at),
+            &flags(n, exit_at),
+            &execution,
+            &mut BarRange,
+        )
     }
 
     fn close_fill() -> Execution {
@@ -310,16 +330,30 @@ mod tests {
     }
 
     fn assert_close(actual: f64, expected: f64) {
-        assert!((actual - expected).abs() < 1e-9 * expected.abs().max(1.0), "{actual} != {expected}");
+        assert!(
+            (actual - expected).abs() < 1e-9 * expected.abs().max(1.0),
+            "{actual} != {expected}"
+        );
     }
 
     #[test]
     fn next_open_fills_at_the_following_bars_open() {
-        let sim = run(&rising(), &[0], &[2], Execution { initial_cash: 1000.0, ..Execution::default() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                initial_cash: 1000.0,
+                ..Execution::default()
+            },
+        );
         // Buy 100 at open[1] = 10, sell at open[3] = 12.
         assert_eq!(sim.equity, vec![1000.0, 1100.0, 1200.0, 1200.0, 1200.0]);
         let t = &sim.trades[0];
-        assert_eq!((t.entry_bar, t.entry_price, t.exit_bar, t.exit_price), (1, 10.0, 3, 12.0));
+        assert_eq!(
+            (t.entry_bar, t.entry_price, t.exit_bar, t.exit_price),
+            (1, 10.0, 3, 12.0)
+        );
         assert_eq!((t.quantity, t.pnl, t.return_), (100.0, 200.0, 0.2));
         assert_eq!(t.exit_reason, ExitReason::Signal);
         assert_eq!(sim.exposure_bars, 2);
@@ -343,7 +377,15 @@ mod tests {
 
     #[test]
     fn fees_are_a_fraction_of_traded_value_on_both_fills() {
-        let sim = run(&rising(), &[0], &[2], Execution { fees: 0.01, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                fees: 0.01,
+                ..close_fill()
+            },
+        );
         // q = 1000 / 1.01 / 10 = 99.00990099; entry fee 9.9009901 (cash left 0);
         // exit: 99.00990099 * 12 = 1188.1188119, fee 11.881188, cash 1176.2376238.
         let q = 1000.0 / 1.01 / 10.0;
@@ -358,7 +400,15 @@ mod tests {
 
     #[test]
     fn fixed_fee_is_charged_per_fill() {
-        let sim = run(&rising(), &[0], &[2], Execution { fixed_fee: 5.0, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                fixed_fee: 5.0,
+                ..close_fill()
+            },
+        );
         // q = (1000 - 5) / 10 = 99.5; exit 99.5 * 12 - 5 = 1189.
         assert_close(sim.trades[0].quantity, 99.5);
         assert_close(sim.equity[4], 1189.0);
@@ -368,7 +418,15 @@ mod tests {
 
     #[test]
     fn slippage_moves_fills_against_the_trader() {
-        let sim = run(&rising(), &[0], &[2], Execution { slippage_bps: 100.0, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                slippage_bps: 100.0,
+                ..close_fill()
+            },
+        );
         // Buy at 10 * 1.01 = 10.1 (q = 99.00990099), sell at 12 * 0.99 = 11.88.
         let t = &sim.trades[0];
         assert_close(t.entry_price, 10.1);
@@ -379,7 +437,15 @@ mod tests {
 
     #[test]
     fn short_profits_from_a_fall_and_loses_on_a_rise() {
-        let sim = run(&rising(), &[0], &[2], Execution { direction: Direction::Short, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                direction: Direction::Short,
+                ..close_fill()
+            },
+        );
         // Sell 100 at 10 (cash 2000), cover at 12 (cash 800).
         assert_eq!(sim.equity, vec![1000.0, 900.0, 800.0, 800.0, 800.0]);
         let t = &sim.trades[0];
@@ -388,21 +454,46 @@ mod tests {
 
     #[test]
     fn long_short_reverses_on_the_opposite_signal() {
-        let sim = run(&rising(), &[0], &[2], Execution { direction: Direction::LongShort, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                direction: Direction::LongShort,
+                ..close_fill()
+            },
+        );
         // Long 100 at 10; at close[2] = 12 sell 100 (cash 1200) and short 1200 / 12 = 100.
         // Last close 14: 2400 - 1400 = 1000.
         assert_eq!(sim.equity, vec![1000.0, 1100.0, 1200.0, 1100.0, 1000.0]);
         assert_eq!(sim.trades.len(), 2);
         let (long, short) = (&sim.trades[0], &sim.trades[1]);
-        assert_eq!((long.side, long.pnl, long.exit_reason), (Side::Long, 200.0, ExitReason::Signal));
-        assert_eq!((short.side, short.entry_price, short.quantity), (Side::Short, 12.0, 100.0));
-        assert_eq!((short.exit_reason, short.exit_price, short.pnl), (ExitReason::Open, 14.0, -200.0));
+        assert_eq!(
+            (long.side, long.pnl, long.exit_reason),
+            (Side::Long, 200.0, ExitReason::Signal)
+        );
+        assert_eq!(
+            (short.side, short.entry_price, short.quantity),
+            (Side::Short, 12.0, 100.0)
+        );
+        assert_eq!(
+            (short.exit_reason, short.exit_price, short.pnl),
+            (ExitReason::Open, 14.0, -200.0)
+        );
         assert_eq!(sim.exposure_bars, 5);
     }
 
     #[test]
     fn long_short_opens_either_side_from_flat() {
-        let sim = run(&rising(), &[], &[1], Execution { direction: Direction::LongShort, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[],
+            &[1],
+            Execution {
+                direction: Direction::LongShort,
+                ..close_fill()
+            },
+        );
         assert_eq!(sim.trades[0].side, Side::Short);
         assert_eq!(sim.trades[0].entry_bar, 1);
     }
@@ -420,7 +511,15 @@ mod tests {
             (10.0, 10.5, 8.0, 9.0),
             (9.0, 10.0, 8.0, 9.5),
         ]);
-        let sim = run(&b, &[0], &[], Execution { stop_loss: Some(0.15), ..close_fill() });
+        let sim = run(
+            &b,
+            &[0],
+            &[],
+            Execution {
+                stop_loss: Some(0.15),
+                ..close_fill()
+            },
+        );
         // Long 100 at 10; stop 8.5 touched by low[1] = 8.
         let t = &sim.trades[0];
         assert_eq!((t.exit_bar, t.exit_reason), (1, ExitReason::StopLoss));
@@ -430,34 +529,78 @@ mod tests {
 
     #[test]
     fn a_gap_through_the_stop_fills_at_the_open() {
-        let b = bars(&[(10.0, 11.0, 9.0, 10.0), (8.0, 8.2, 7.5, 8.1), (8.0, 9.0, 8.0, 8.5)]);
-        let sim = run(&b, &[0], &[], Execution { stop_loss: Some(0.15), ..close_fill() });
+        let b = bars(&[
+            (10.0, 11.0, 9.0, 10.0),
+            (8.0, 8.2, 7.5, 8.1),
+            (8.0, 9.0, 8.0, 8.5),
+        ]);
+        let sim = run(
+            &b,
+            &[0],
+            &[],
+            Execution {
+                stop_loss: Some(0.15),
+                ..close_fill()
+            },
+        );
         let t = &sim.trades[0];
-        assert_eq!((t.exit_bar, t.exit_reason, t.exit_price), (1, ExitReason::StopLoss, 8.0));
+        assert_eq!(
+            (t.exit_bar, t.exit_reason, t.exit_price),
+            (1, ExitReason::StopLoss, 8.0)
+        );
         assert_close(sim.equity[2], 800.0);
     }
 
     #[test]
     fn stop_loss_gets_slippage_and_take_profit_does_not() {
         let b = bars(&[(10.0, 11.0, 9.0, 10.0), (10.0, 10.5, 8.0, 9.0)]);
-        let sim = run(&b, &[0], &[], Execution { stop_loss: Some(0.15), slippage_bps: 100.0, ..close_fill() });
+        let sim = run(
+            &b,
+            &[0],
+            &[],
+            Execution {
+                stop_loss: Some(0.15),
+                slippage_bps: 100.0,
+                ..close_fill()
+            },
+        );
         // Entry 10.1, stop 10.1 * 0.85 = 8.585, sold at 8.585 * 0.99.
         assert_close(sim.trades[0].exit_price, 10.1 * 0.85 * 0.99);
     }
 
     #[test]
     fn take_profit_fills_at_the_target() {
-        let sim = run(&rising(), &[0], &[], Execution { take_profit: Some(0.25), ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[],
+            Execution {
+                take_profit: Some(0.25),
+                ..close_fill()
+            },
+        );
         // Target 12.5: high[1] = 12 misses, high[2] = 13 reaches it.
         let t = &sim.trades[0];
-        assert_eq!((t.exit_bar, t.exit_reason, t.exit_price), (2, ExitReason::TakeProfit, 12.5));
+        assert_eq!(
+            (t.exit_bar, t.exit_reason, t.exit_price),
+            (2, ExitReason::TakeProfit, 12.5)
+        );
         assert_close(sim.equity[4], 1250.0);
     }
 
     #[test]
     fn stop_is_assumed_first_when_both_levels_are_in_one_bar() {
         let b = bars(&[(10.0, 10.0, 10.0, 10.0), (10.0, 13.0, 8.0, 10.0)]);
-        let sim = run(&b, &[0], &[], Execution { stop_loss: Some(0.1), take_profit: Some(0.1), ..close_fill() });
+        let sim = run(
+            &b,
+            &[0],
+            &[],
+            Execution {
+                stop_loss: Some(0.1),
+                take_profit: Some(0.1),
+                ..close_fill()
+            },
+        );
         assert_eq!(sim.trades[0].exit_reason, ExitReason::StopLoss);
         assert_close(sim.trades[0].exit_price, 9.0);
     }
@@ -465,7 +608,11 @@ mod tests {
     #[test]
     fn short_stop_is_above_the_entry() {
         let b = bars(&[(10.0, 10.0, 10.0, 10.0), (10.0, 11.5, 9.5, 11.0)]);
-        let exec = Execution { direction: Direction::Short, stop_loss: Some(0.1), ..close_fill() };
+        let exec = Execution {
+            direction: Direction::Short,
+            stop_loss: Some(0.1),
+            ..close_fill()
+        };
         let sim = run(&b, &[0], &[], exec);
         let t = &sim.trades[0];
         assert_eq!((t.exit_reason, t.exit_price), (ExitReason::StopLoss, 11.0));
@@ -474,21 +621,43 @@ mod tests {
 
     #[test]
     fn next_open_entry_is_protected_within_its_first_bar() {
-        let b = bars(&[(10.0, 10.0, 10.0, 10.0), (10.0, 10.5, 8.0, 9.0), (9.0, 9.0, 9.0, 9.0)]);
-        let exec = Execution { initial_cash: 1000.0, stop_loss: Some(0.1), ..Execution::default() };
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (10.0, 10.5, 8.0, 9.0),
+            (9.0, 9.0, 9.0, 9.0),
+        ]);
+        let exec = Execution {
+            initial_cash: 1000.0,
+            stop_loss: Some(0.1),
+            ..Execution::default()
+        };
         let sim = run(&b, &[0], &[], exec);
         let t = &sim.trades[0];
-        assert_eq!((t.entry_bar, t.exit_bar, t.exit_reason), (1, 1, ExitReason::StopLoss));
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason),
+            (1, 1, ExitReason::StopLoss)
+        );
         assert_close(t.exit_price, 9.0);
     }
 
     #[test]
     fn an_open_position_is_marked_to_market_at_the_end() {
-        let sim = run(&rising(), &[0], &[], Execution { fees: 0.01, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[],
+            Execution {
+                fees: 0.01,
+                ..close_fill()
+            },
+        );
         let q = 1000.0 / 1.01 / 10.0;
         assert_close(sim.equity[4], q * 14.0);
         let t = &sim.trades[0];
-        assert_eq!((t.exit_reason, t.exit_bar, t.exit_price), (ExitReason::Open, 4, 14.0));
+        assert_eq!(
+            (t.exit_reason, t.exit_bar, t.exit_price),
+            (ExitReason::Open, 4, 14.0)
+        );
         // Unrealised: no exit fee.
         assert_close(t.pnl, q * 4.0 - q * 10.0 * 0.01);
         assert_close(sim.fees_paid, q * 10.0 * 0.01);
@@ -496,7 +665,15 @@ mod tests {
 
     #[test]
     fn lot_size_rounds_quantities_down() {
-        let sim = run(&rising(), &[0], &[2], Execution { lot_size: Some(30.0), ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                lot_size: Some(30.0),
+                ..close_fill()
+            },
+        );
         // 100 rounds down to 90 shares; 100 cash stays idle.
         assert_eq!(sim.trades[0].quantity, 90.0);
         assert_close(sim.equity[4], 100.0 + 90.0 * 12.0);
@@ -504,7 +681,15 @@ mod tests {
 
     #[test]
     fn size_commits_a_fraction_of_equity() {
-        let sim = run(&rising(), &[0], &[2], Execution { size: 0.5, ..close_fill() });
+        let sim = run(
+            &rising(),
+            &[0],
+            &[2],
+            Execution {
+                size: 0.5,
+                ..close_fill()
+            },
+        );
         assert_eq!(sim.trades[0].quantity, 50.0);
         assert_close(sim.equity[4], 1100.0);
     }

@@ -29,10 +29,10 @@ pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
     out
 }
 
-/// The common case, a column with no missing value after its leading ones, with one
-/// compensated add per bar: the entering minus the leaving value (exact for nearby prices, by
-/// Sterbenz's lemma), so each value stays within an ulp or so of a fresh window sum. `None`
-/// when the column has a gap: the general path handles it.
+/// The common case, a column with no missing value after its leading ones, in one pass with
+/// one compensated add per bar: the entering minus the leaving value (exact for nearby prices,
+/// by Sterbenz's lemma), so each value stays within an ulp or so of a fresh window sum.
+/// `None` when the column has a gap: the general path handles it.
 fn sma_without_gaps(src: &[f64], period: usize) -> Option<Vec<f64>> {
     let start = src.iter().position(|x| x.is_finite()).unwrap_or(src.len());
     let mut out = Vec::with_capacity(src.len());
@@ -42,20 +42,29 @@ fn sma_without_gaps(src: &[f64], period: usize) -> Option<Vec<f64>> {
         return Some(out);
     }
     let p = period as f64;
-    let mut sum = CompensatedSum::default();
-    let mut gap = false;
-    for &x in &src[..period] {
-        gap |= !x.is_finite();
-        sum.add(x);
-    }
-    out.push(sum.total() / p);
-    // One pass, no call and no bounds check inside: the running sum stays in registers.
-    out.extend(src[period..].iter().zip(src).map(|(&entering, &leaving)| {
-        gap |= !entering.is_finite();
-        sum.add(entering - leaving);
-        sum.total() / p
-    }));
-    (!gap).then_some(out)
+    let mut first = CompensatedSum::default();
+    src[..period].iter().for_each(|&x| first.add(x));
+    out.push(first.total() / p);
+    // The running sum is moved into the closure (not borrowed), so it stays in registers.
+    let (mut sum, mut compensation) = first.parts();
+    out.extend(
+        src[period..]
+            .iter()
+            .zip(src)
+            .map(move |(&entering, &leaving)| {
+                let x = entering - leaving;
+                let t = sum + x;
+                compensation += if sum.abs() >= x.abs() {
+                    (sum - t) + x
+                } else {
+                    (x - t) + sum
+                };
+                sum = t;
+                (sum + compensation) / p
+            }),
+    );
+    // A missing value poisons the running sum for good, so it shows in the last value.
+    out.last().is_some_and(|x| x.is_finite()).then_some(out)
 }
 
 #[cfg(test)]

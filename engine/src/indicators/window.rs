@@ -28,6 +28,12 @@ impl CompensatedSum {
         self.sum = t;
     }
 
+    /// The running sum and its compensation, for loops that carry them in locals.
+    #[inline]
+    pub(crate) fn parts(&self) -> (f64, f64) {
+        (self.sum, self.compensation)
+    }
+
     /// The compensated total.
     #[inline]
     pub(crate) fn total(&self) -> f64 {

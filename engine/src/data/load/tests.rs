@@ -246,6 +246,21 @@ fn parquet_time_types() {
     };
     assert_eq!(load(&path, &options).unwrap().time, expected[1..=3]);
 
+    // Datetime in us without a zone, filtered in the reader.
+    let us: Vec<i64> = expected.iter().map(|t| t / 1_000).collect();
+    let mut columns = vec![Int64Chunked::from_vec("time".into(), us)
+        .into_datetime(TimeUnit::Microseconds, None)
+        .into_column()];
+    columns.extend(prices(5, false));
+    let path = parquet(&dir, "us.parquet", columns);
+    assert_eq!(load(&path, &options).unwrap().time, expected[1..=3]);
+    assert!(super::plan_parquet(&path, &options)
+        .unwrap()
+        .query
+        .explain(true)
+        .unwrap()
+        .contains("SELECTION"));
+
     // Integer epoch milliseconds, first column without a time name, filtered.
     let mut columns = vec![Int64Chunked::from_vec("t".into(), ms).into_column()];
     columns.extend(prices(5, false));
@@ -823,4 +838,3 @@ fn a_million_rows_load_fast() {
     bars.validate().unwrap();
     println!("validate: {:?}", started.elapsed());
 }
-
