@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one backtest on a CSV or Parquet file, locally, with no services.
-    Backtest(backtest::BacktestArgs),
+    Backtest(Box<backtest::BacktestArgs>),
     /// List the strategy templates with their expressions and default parameters.
     Strategies(strategies::StrategiesArgs),
 }
@@ -34,7 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Backtest(args) => backtest::run(args),
+        Command::Backtest(args) => backtest::run(*args),
         Command::Strategies(args) => strategies::run(args),
     };
     match outcome {
