@@ -2,7 +2,9 @@
 
 mod backtest;
 mod report;
+mod spec_args;
 mod strategies;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,10 @@ struct Cli {
 enum Command {
     /// Run one backtest on a CSV or Parquet file, locally, with no services.
     Backtest(Box<backtest::BacktestArgs>),
+    /// Run a grid (or a random sample) of parameter sets, ranked by an objective metric.
+    Sweep(Box<sweep::SweepArgs>),
+    /// Optimise in rolling (or anchored) in-sample windows, run each winner out of sample.
+    WalkForward(Box<sweep::WalkForwardArgs>),
     /// List the strategy templates with their expressions and default parameters.
     Strategies(strategies::StrategiesArgs),
 }
@@ -35,6 +41,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Backtest(args) => backtest::run(*args),
+        Command::Sweep(args) => sweep::sweep(*args),
+        Command::WalkForward(args) => sweep::walk_forward(*args),
         Command::Strategies(args) => strategies::run(args),
     };
     match outcome {

@@ -135,3 +135,198 @@ fn label<T: serde::Serialize>(value: &T) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+/// The columns of a ranked table: the objective first, then the figures a quant scans.
+fn ranked_columns(objective: &str) -> Vec<&str> {
+    let mut columns = vec![objective];
+    for name in [
+        "total_return",
+        "sharpe",
+        "max_drawdown",
+        "trades",
+        "win_rate",
+    ] {
+        if name != objective {
+            columns.push(name);
+        }
+    }
+    columns
+}
+
+/// A metric as a table shows it: fractions as percents, counts as integers.
+fn metric_cell(metrics: &engine::metrics::Metrics, name: &str) -> String {
+    let Some(value) = metrics.get(name) else {
+        return "-".to_owned();
+    };
+    if !value.is_finite() {
+        return "-".to_owned();
+    }
+    match name {
+        "total_return" | "cagr" | "volatility" | "max_drawdown" | "win_rate" | "exposure" => {
+            format!("{:.2} %", value * 100.0)
+        }
+        "trades" | "bars" | "max_drawdown_duration" => format!("{value:.0}"),
+        _ => format!("{value:.3}"),
+    }
+}
+
+fn params_text(params: &engine::expr::Params) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ranked_table(
+    out: &mut impl Write,
+    objective: &str,
+    grid: &[&String],
+    results: &[engine::sweep::SetResult],
+) -> io::Result<()> {
+    let columns = ranked_columns(objective);
+    write!(out, "{:>4}", "rank")?;
+    for name in grid {
+        write!(out, " {name:>10}")?;
+    }
+    for name in &columns {
+        write!(out, " {name:>13}")?;
+    }
+    writeln!(out)?;
+    for (rank, set) in results.iter().enumerate() {
+        write!(out, "{:>4}", rank + 1)?;
+        for name in grid {
+            let value = set
+                .params
+                .get(name.as_str())
+                .map_or("-".to_owned(), |v| v.to_string());
+            write!(out, " {value:>10}")?;
+        }
+        for name in &columns {
+            write!(out, " {:>13}", metric_cell(&set.metrics, name))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Prints a sweep: what ran, the ranked sets, the best one and the heatmap.
+pub fn sweep(
+    out: &mut impl Write,
+    loaded: &crate::spec_args::Loaded,
+    spec: &engine::sweep::SweepSpec,
+    total: usize,
+    result: &engine::sweep::SweepResult,
+    heatmap: Option<&engine::sweep::Heatmap>,
+) -> io::Result<()> {
+    let bars = &loaded.bars;
+    let strategy = loaded.plan.strategy.template.as_deref().unwrap_or("custom");
+    let direction = if spec.minimize {
+        "lowest first"
+    } else {
+        "highest first"
+    };
+    writeln!(
+        out,
+        "sweep      {strategy}: {total} parameter sets, ranked by {} ({direction})",
+        spec.objective
+    )?;
+    if let Some(constraint) = &spec.constraint {
+        writeln!(out, "  where    {constraint}")?;
+    }
+    writeln!(
+        out,
+        "data       {}: {} bars, {} .. {}",
+        loaded.path.display(),
+        bars.len(),
+        format_time_short(bars.time[0]),
+        format_time_short(bars.time[bars.len() - 1])
+    )?;
+    writeln!(out)?;
+    let grid: Vec<&String> = spec.grid.keys().collect();
+    ranked_table(out, &spec.objective, &grid, &result.results)?;
+    if let Some(best) = &result.best {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "best       {}: {} {}",
+            params_text(&best.params),
+            spec.objective,
+            metric_cell(&best.metrics, &spec.objective)
+        )?;
+    }
+    if let Some(map) = heatmap {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} by {} (rows) and {} (columns)",
+            spec.objective, map.y, map.x
+        )?;
+        write!(out, "{:>10}", "")?;
+        for x in &map.x_values {
+            write!(out, " {x:>8}")?;
+        }
+        writeln!(out)?;
+        for (y, row) in map.y_values.iter().zip(&map.values) {
+            write!(out, "{y:>10}")?;
+            for value in row {
+                if value.is_finite() {
+                    write!(out, " {value:>8.3}")?;
+                } else {
+                    write!(out, " {:>8}", "-")?;
+                }
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints a walk-forward analysis: each window's choice and the stitched out-of-sample result.
+pub fn walk_forward(
+    out: &mut impl Write,
+    loaded: &crate::spec_args::Loaded,
+    spec: &engine::sweep::SweepSpec,
+    result: &engine::sweep::WalkForwardResult,
+) -> io::Result<()> {
+    let strategy = loaded.plan.strategy.template.as_deref().unwrap_or("custom");
+    writeln!(
+        out,
+        "walk-forward  {strategy} on {}: {} windows, chosen by in-sample {}",
+        loaded.path.display(),
+        result.windows.len(),
+        spec.objective
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>3}  {:<27}  {:<27}  {:<24} {:>10} {:>12} {:>10}",
+        "#", "in sample", "out of sample", "chosen", "in obj", "oos return", "oos sharpe"
+    )?;
+    for (i, w) in result.windows.iter().enumerate() {
+        let span = |a: i64, b: i64| format!("{} .. {}", format_time_short(a), format_time_short(b));
+        let objective = if w.in_sample_objective.is_finite() {
+            format!("{:.3}", w.in_sample_objective)
+        } else {
+            "-".to_owned()
+        };
+        writeln!(
+            out,
+            "{:>3}  {:<27}  {:<27}  {:<24} {:>10} {:>12} {:>10}",
+            i + 1,
+            span(w.in_sample_start, w.in_sample_end),
+            span(w.out_of_sample_start, w.out_of_sample_end),
+            params_text(&w.params),
+            objective,
+            metric_cell(&w.out_of_sample, "total_return"),
+            metric_cell(&w.out_of_sample, "sharpe"),
+        )?;
+    }
+    let m = &result.out_of_sample.metrics;
+    writeln!(out)?;
+    writeln!(out, "stitched out-of-sample")?;
+    for name in engine::metrics::METRIC_NAMES {
+        writeln!(out, "{name:<22} {:>16}", metric_cell(m, name))?;
+    }
+    Ok(())
+}

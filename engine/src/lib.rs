@@ -12,6 +12,7 @@ pub mod indicators;
 pub mod metrics;
 pub mod spec;
 pub mod strategy;
+pub mod sweep;
 pub mod templates;
 
 pub use backtest::{run_backtest, BacktestResult};

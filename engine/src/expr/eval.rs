@@ -241,6 +241,15 @@ impl Condition {
         }
     }
 
+    /// The value of a condition that needs no bars: one on numbers and parameters only, such as
+    /// `fast < slow` (folded when binding). `None` when it depends on a series.
+    pub fn constant(&self) -> Option<bool> {
+        match self.ops.get(self.root) {
+            Some(Op::Flag(value)) => Some(*value),
+            _ => None,
+        }
+    }
+
     /// Evaluates a numeric expression (bound with `bind_numeric`), for tests.
     #[cfg(test)]
     pub(crate) fn evaluate_numbers(&self, bars: &Bars, cache: &SeriesCache) -> Vec<f64> {

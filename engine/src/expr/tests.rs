@@ -1189,3 +1189,16 @@ fn a_million_bars_evaluate_in_milliseconds() {
     // Generous bound so a loaded CI machine does not fail; expect a few milliseconds.
     assert!(warm.as_millis() < 200, "took {warm:?}");
 }
+
+#[test]
+fn conditions_on_numbers_alone_are_constant() {
+    let p = params(&[("fast", 10.0), ("slow", 20.0)]);
+    let constant = |source: &str| compile(source, &p).unwrap().constant();
+    assert_eq!(constant("fast < slow"), Some(true));
+    assert_eq!(constant("fast * 3 < slow or fast == 0"), Some(false));
+    assert_eq!(constant("not (slow - fast >= 10)"), Some(false));
+    assert_eq!(constant("true"), Some(true));
+    assert_eq!(constant("close > fast"), None);
+    assert_eq!(constant("abs(fast - slow) > 5"), Some(true));
+    assert_eq!(constant("sma(close, fast) > slow"), None);
+}
