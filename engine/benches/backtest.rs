@@ -1,8 +1,6 @@
 //! One sma_cross backtest over 1,000,000 synthetic bars: the engine alone (bars in memory), and
 //! with the Parquet file read included. Figures are recorded in BENCHMARKS.md.
 
-mod synthetic;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::data::{self, LoadOptions};
 use engine::execution::{Execution, Fill};
@@ -26,7 +24,7 @@ fn sma_cross() -> engine::strategy::CompiledStrategy {
 }
 
 fn backtest(c: &mut Criterion) {
-    let bars = synthetic::random_walk(BARS, 42);
+    let bars = engine::data::synthetic::random_walk(BARS, 42);
     let strategy = sma_cross();
     let execution = Execution {
         fill: Fill::NextOpen,

@@ -2,8 +2,6 @@
 //! 5, 30, ..., 230, every pair fast < slow) on a two-thread pool. Figures in BENCHMARKS.md;
 //! `sweep_1m.sh` beside this file measures the whole process (loading, peak memory).
 
-mod synthetic;
-
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,7 +15,7 @@ use engine::sweep::{run_sweep, Control, GridValues, SweepSpec};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn sweep(c: &mut Criterion) {
-    let bars = synthetic::random_walk(1_000_000, 42);
+    let bars = engine::data::synthetic::random_walk(1_000_000, 42);
     let strategy = Strategy::from_spec(&StrategySpec {
         template: Some("sma_cross".into()),
         ..StrategySpec::default()

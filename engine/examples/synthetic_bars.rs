@@ -1,9 +1,6 @@
 //! Writes seeded synthetic one-minute bars to a Parquet file, for benchmarks of whole runs:
 //! `cargo run --release -p engine --example synthetic_bars -- BARS SEED FILE.parquet`.
 
-#[path = "../benches/synthetic.rs"]
-mod synthetic;
-
 use std::path::PathBuf;
 
 fn main() {
@@ -17,7 +14,7 @@ fn main() {
         std::process::exit(2);
     };
     let path = PathBuf::from(path);
-    if let Err(error) = synthetic::random_walk(bars, seed).write_parquet(&path) {
+    if let Err(error) = engine::data::synthetic::random_walk(bars, seed).write_parquet(&path) {
         eprintln!("error: {error}");
         std::process::exit(1);
     }

@@ -9,6 +9,7 @@
 mod error;
 mod load;
 mod resample;
+pub mod synthetic;
 mod time;
 mod validate;
 

@@ -4,9 +4,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use super::*;
 use crate::backtest::run_backtest;
 use crate::data::{self, LoadOptions, NANOS_PER_DAY};
@@ -664,36 +661,11 @@ fn a_cancelled_walk_forward_stops() {
     assert!(reports.len() < 30);
 }
 
-/// The engine benchmark's seeded generator (engine/benches/synthetic.rs): one-minute bars of a
-/// multiplicative random walk.
-fn random_walk(n: usize, seed: u64) -> Bars {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut bars = Bars::with_capacity(n);
-    let mut price = 100.0_f64;
-    for i in 0..n {
-        let open = price;
-        let close = open * (1.0 + rng.random_range(-0.01..0.01));
-        let high = open.max(close) * (1.0 + rng.random_range(0.0..0.005));
-        let low = open.min(close) * (1.0 - rng.random_range(0.0..0.005));
-        let volume = rng.random_range(1.0..1000.0);
-        bars.push(
-            1_600_000_000_000_000_000 + i as i64 * 60_000_000_000,
-            open,
-            high,
-            low,
-            close,
-            volume,
-        );
-        price = close;
-    }
-    bars
-}
-
 /// `cargo test --release -p engine sweep::tests::timing -- --ignored --nocapture`
 #[test]
 #[ignore = "timing: run on demand"]
 fn timing_45_sets_on_a_million_bars() {
-    let bars = random_walk(1_000_000, 42);
+    let bars = crate::data::synthetic::random_walk(1_000_000, 42);
     let strategy = sma_cross();
     let values = GridValues::Text("5:230:25".to_owned());
     let spec = SweepSpec {
