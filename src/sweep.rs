@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context};
@@ -129,8 +129,9 @@ fn cancel_flag() -> &'static AtomicBool {
 }
 
 /// Runs `work` with a progress bar on stderr (when it is a terminal) and Ctrl-C wired to the
-/// engine's cancellation flag.
-fn with_progress<T>(work: impl FnOnce(&Control) -> T) -> T {
+/// engine's cancellation flag; also returns how many steps finished.
+fn with_progress<T>(work: impl FnOnce(&Control) -> T) -> (T, usize) {
+    let finished = AtomicUsize::new(0);
     let bar = std::io::stderr().is_terminal().then(|| {
         let style =
             ProgressStyle::with_template("{bar:40} {pos}/{len} parameter sets ({eta} left)")
@@ -138,6 +139,7 @@ fn with_progress<T>(work: impl FnOnce(&Control) -> T) -> T {
         ProgressBar::new(0).with_style(style)
     });
     let progress = |done: usize, total: usize| {
+        finished.store(done, Ordering::Relaxed);
         if let Some(bar) = &bar {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
@@ -150,14 +152,14 @@ fn with_progress<T>(work: impl FnOnce(&Control) -> T) -> T {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    outcome
+    (outcome, finished.into_inner())
 }
 
 /// Runs a sweep and prints the ranked sets, the best one and, for two parameters, a heatmap.
 pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let (loaded, spec, sets, pool) = args.prepare()?;
     let plan = &loaded.plan;
-    let outcome = with_progress(|control| {
+    let (outcome, finished) = with_progress(|control| {
         run_sweep(
             &loaded.bars,
             &plan.strategy,
@@ -170,7 +172,10 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         )
     });
     let Ok(mut result) = outcome else {
-        bail!("cancelled: no result for the {} parameter sets", sets.len());
+        bail!(
+            "cancelled after {finished} of {} parameter sets; nothing printed",
+            sets.len()
+        );
     };
     let heatmap = match spec.grid.keys().collect::<Vec<_>>()[..] {
         [x, y] => result.heatmap(x, y, &spec.objective),
@@ -206,7 +211,7 @@ pub fn walk_forward(args: WalkForwardArgs) -> anyhow::Result<()> {
         anchored: args.anchored,
     };
     let plan = &loaded.plan;
-    let outcome = with_progress(|control| {
+    let (outcome, finished) = with_progress(|control| {
         run_walk_forward(
             &loaded.bars,
             &plan.strategy,
@@ -222,7 +227,9 @@ pub fn walk_forward(args: WalkForwardArgs) -> anyhow::Result<()> {
     let mut result = match outcome {
         Ok(result) => result,
         Err(WalkForwardError::Invalid(error)) => bail!("invalid walk-forward: {error}"),
-        Err(WalkForwardError::Cancelled) => bail!("cancelled: no walk-forward result"),
+        Err(WalkForwardError::Cancelled) => {
+            bail!("cancelled after {finished} runs of the walk-forward; nothing printed")
+        }
     };
     result
         .results
