@@ -1,7 +1,5 @@
 //! `strata backtest`: one backtest on a local file.
 
-use std::io::{BufWriter, Write};
-
 use clap::Args;
 use engine::run_backtest;
 
@@ -27,14 +25,8 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         &plan.execution,
         plan.periods_per_year,
     );
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer(&mut out, &result)?;
-            writeln!(out)?;
-        }
-        Format::Table => report::backtest(&mut out, &path, &bars, &plan, &result)?,
-    }
-    out.flush()?;
+    report::print(args.format, &result, |out| {
+        report::backtest(out, &path, &bars, &plan, &result)
+    })?;
     Ok(())
 }

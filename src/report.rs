@@ -17,12 +17,29 @@ pub enum Format {
     Json,
 }
 
+/// Prints `value` on stdout as exactly one JSON document, or as the report `table` writes.
+pub fn print<T: serde::Serialize>(
+    format: Format,
+    value: &T,
+    table: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut out, value)?;
+            writeln!(out)?;
+        }
+        Format::Table => table(&mut out)?,
+    }
+    out.flush()
+}
+
 /// How many trades the table report lists (the JSON has them all).
 const TRADES_SHOWN: usize = 10;
 
 /// Prints a backtest: what ran, the metrics, and the last trades.
 pub fn backtest(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     path: &Path,
     bars: &Bars,
     plan: &Plan,
@@ -113,7 +130,7 @@ pub fn backtest(
     Ok(())
 }
 
-fn trade_row(out: &mut impl Write, t: &Trade) -> io::Result<()> {
+fn trade_row(out: &mut dyn Write, t: &Trade) -> io::Result<()> {
     writeln!(
         out,
         "{:<6} {:<16} {:>12.4} {:<16} {:>12.4} {:>12.2} {:>8.2}%  {}",
@@ -179,7 +196,7 @@ fn params_text(params: &engine::expr::Params) -> String {
 }
 
 fn ranked_table(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     objective: &str,
     grid: &[&String],
     results: &[engine::sweep::SetResult],
@@ -212,7 +229,7 @@ fn ranked_table(
 
 /// Prints a sweep: what ran, the ranked sets, the best one and the heatmap.
 pub fn sweep(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     loaded: &crate::spec_args::Loaded,
     spec: &engine::sweep::SweepSpec,
     total: usize,
@@ -284,7 +301,7 @@ pub fn sweep(
 
 /// Prints a walk-forward analysis: each window's choice and the stitched out-of-sample result.
 pub fn walk_forward(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     loaded: &crate::spec_args::Loaded,
     spec: &engine::sweep::SweepSpec,
     result: &engine::sweep::WalkForwardResult,

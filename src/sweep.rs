@@ -1,7 +1,7 @@
 //! `strata sweep` and `strata walk-forward`: many parameter sets over one data set.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -182,22 +182,9 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         _ => None,
     };
     result.results.truncate(args.listed(sets.len()));
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer(&mut out, &result)?;
-            writeln!(out)?;
-        }
-        Format::Table => report::sweep(
-            &mut out,
-            &loaded,
-            &spec,
-            sets.len(),
-            &result,
-            heatmap.as_ref(),
-        )?,
-    }
-    out.flush()?;
+    report::print(args.format, &result, |out| {
+        report::sweep(out, &loaded, &spec, sets.len(), &result, heatmap.as_ref())
+    })?;
     Ok(())
 }
 
@@ -234,14 +221,8 @@ pub fn walk_forward(args: WalkForwardArgs) -> anyhow::Result<()> {
     result
         .results
         .truncate(args.sweep.listed(result.results.len()));
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    match args.sweep.format {
-        Format::Json => {
-            serde_json::to_writer(&mut out, &result)?;
-            writeln!(out)?;
-        }
-        Format::Table => report::walk_forward(&mut out, &loaded, &spec, &result)?,
-    }
-    out.flush()?;
+    report::print(args.sweep.format, &result, |out| {
+        report::walk_forward(out, &loaded, &spec, &result)
+    })?;
     Ok(())
 }
