@@ -2,9 +2,11 @@
 
 mod backtest;
 mod report;
+mod service;
 mod spec_args;
 mod strategies;
 mod sweep;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,17 @@ enum Command {
     WalkForward(Box<sweep::WalkForwardArgs>),
     /// List the strategy templates with their expressions and default parameters.
     Strategies(strategies::StrategiesArgs),
+    /// Serve the HTTP API.
+    Api(Box<service::ApiArgs>),
+    /// Run queued jobs (start as many as you like, on as many machines).
+    Worker(Box<service::WorkerArgs>),
+    /// Apply the database migrations.
+    Migrate(service::ConfigFile),
+    /// Print a signed token for a user (for operators and local use).
+    Token(Box<service::TokenArgs>),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(service::ConfigCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +57,11 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::sweep(*args),
         Command::WalkForward(args) => sweep::walk_forward(*args),
         Command::Strategies(args) => strategies::run(args),
+        Command::Api(args) => service::api(*args),
+        Command::Worker(args) => service::worker(*args),
+        Command::Migrate(args) => service::migrate(args),
+        Command::Token(args) => service::token(*args),
+        Command::Config(command) => service::config(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

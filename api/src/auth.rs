@@ -1,0 +1,54 @@
+//! The `AuthUser` extractor: a handler that takes one requires a valid bearer token.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use strata_core::Tier;
+
+use crate::context::ApiContext;
+use crate::error::ApiError;
+
+/// The caller, from a valid `Authorization: Bearer` token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The token's `sub`: jobs and data sets belong to it.
+    pub sub: String,
+    /// The token's tier.
+    pub tier: Tier,
+    /// An operator token.
+    pub admin: bool,
+}
+
+impl FromRequestParts<ApiContext> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+            })?;
+        let claims = ctx
+            .verifier
+            .verify(token)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if claims.sub.is_empty() {
+            return Err(ApiError::Unauthorized("invalid token: empty sub".into()));
+        }
+        Ok(AuthUser {
+            sub: claims.sub,
+            tier: claims.tier,
+            admin: claims.admin,
+        })
+    }
+}

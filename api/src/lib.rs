@@ -1,0 +1,86 @@
+//! Strata's HTTP API: authentication, validation before anything is queued, datasets, jobs,
+//! results, health, metrics and OpenAPI.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod middleware;
+pub mod request_id;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use strata_core::auth::Verifier;
+use strata_core::queue::Queues;
+use strata_core::{Config, Store};
+use tokio::net::TcpListener;
+
+pub use context::ApiContext;
+
+/// Why the api could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// PostgreSQL is unreachable or refused the connection.
+    #[error("cannot reach PostgreSQL (DATABASE_URL)")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("cannot migrate the database")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Redis is unreachable.
+    #[error("cannot reach Redis (REDIS_URL): {0}")]
+    Redis(String),
+    /// The token key cannot be used.
+    #[error(transparent)]
+    Auth(#[from] strata_core::auth::AuthError),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    /// Metrics could not be registered.
+    #[error("cannot register the metrics")]
+    Metrics(#[from] prometheus::Error),
+    /// The listener failed.
+    #[error("cannot serve")]
+    Io(#[from] std::io::Error),
+}
+
+impl ApiContext {
+    /// Connects to everything the configuration names, checking each.
+    pub async fn connect(config: Config) -> Result<ApiContext, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+        let verifier = Verifier::from_config(&config)?;
+        let store = Store::connect(config.database_url.expose(), config.api.db_connections).await?;
+        if config.api.migrate_on_start {
+            store.migrate().await?;
+        }
+        let queues = Queues::connect(config.redis_url.expose(), &config.queue_prefix)
+            .await
+            .map_err(|e| StartError::Redis(e.to_string()))?;
+        Ok(ApiContext {
+            config: Arc::new(config),
+            store,
+            queues,
+            verifier,
+            metrics: Arc::new(context::ApiMetrics::new()?),
+            bundled: Arc::default(),
+        })
+    }
+}
+
+/// The whole application: routes plus every layer.
+pub fn app(ctx: ApiContext) -> Router {
+    middleware::layers(routes::router(), &ctx).with_state(ctx)
+}
+
+/// Serves the api on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    ctx: ApiContext,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(ctx))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,113 @@
+//! Health: liveness, readiness (PostgreSQL and Redis reachable) and a per-component report.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::context::ApiContext;
+
+/// The routes of this resource.
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health", get(health))
+}
+
+/// One dependency's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Component {
+    /// `up` or `down`.
+    status: &'static str,
+    /// Round-trip time of a trivial request, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` when every component is up, else `unavailable`.
+    status: &'static str,
+    /// Each dependency by name.
+    components: BTreeMap<&'static str, Component>,
+}
+
+async fn check(ctx: &ApiContext) -> Health {
+    let (db, redis) = tokio::join!(ctx.store.ping(), ctx.queues.ping());
+    let component = |result: Result<std::time::Duration, String>| match result {
+        Ok(latency) => Component {
+            status: "up",
+            latency_ms: Some(latency.as_secs_f64() * 1e3),
+            error: None,
+        },
+        Err(e) => Component {
+            status: "down",
+            latency_ms: None,
+            error: Some(e),
+        },
+    };
+    let mut components = BTreeMap::new();
+    components.insert("postgres", component(db.map_err(|e| e.to_string())));
+    components.insert("redis", component(redis.map_err(|e| e.to_string())));
+    let up = components.values().all(|c| c.status == "up");
+    Health {
+        status: if up { "ok" } else { "unavailable" },
+        components,
+    }
+}
+
+/// 200 with the report, or 503 as problem+json carrying the same report.
+fn answer(health: Health) -> Response {
+    if health.status == "ok" {
+        return Json(health).into_response();
+    }
+    let down: Vec<&str> = health
+        .components
+        .iter()
+        .filter(|(_, c)| c.status != "up")
+        .map(|(name, _)| *name)
+        .collect();
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "code": "not_ready",
+        "detail": format!("unreachable: {}", down.join(", ")),
+        "components": health.components,
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// The process is up (it answers); nothing else is checked.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
+pub async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready to serve: PostgreSQL and Redis answer; 503 otherwise.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)))]
+pub async fn ready(State(ctx): State<ApiContext>) -> Response {
+    answer(check(&ctx).await)
+}
+
+/// Every component with its latency; 503 when one is down.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)))]
+pub async fn health(State(ctx): State<ApiContext>) -> Response {
+    answer(check(&ctx).await)
+}

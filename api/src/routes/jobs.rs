@@ -1,0 +1,440 @@
+//! `/v1/jobs`: status, listing, cancellation and results of backtests and sweeps; and the
+//! submission both `POST /v1/backtests` and `POST /v1/sweeps` share.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use strata_core::job::{Job, JobKind, JobStatus};
+use strata_core::store::{CancelOutcome, JobFilter, NewJob, Submitted};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::context::ApiContext;
+use crate::error::{ApiError, ApiResult};
+use crate::request_id::RequestId;
+
+/// The routes of this resource.
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/v1/jobs", get(list))
+        .route("/v1/jobs/{id}", get(status))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/jobs/{id}/result", get(result))
+}
+
+/// A parsed, validated submission, ready to store.
+pub struct Validated {
+    /// Backtest or sweep.
+    pub kind: JobKind,
+    /// The body as sent.
+    pub spec: Value,
+    /// The data set's name as the spec gives it.
+    pub dataset: String,
+}
+
+/// Reads a JSON request body, refusing other content types and naming where the JSON breaks.
+pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") && !ct.contains("+json") {
+            return Err(ApiError::BadRequest {
+                code: "unsupported_media_type",
+                detail: format!("expected Content-Type: application/json, got '{ct}'"),
+            });
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        detail: format!(
+            "the body is not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+/// Stores a validated job and answers 202 with its status and `Location`.
+pub async fn submit(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    request_id: RequestId,
+    headers: &HeaderMap,
+    job: Validated,
+) -> ApiResult<Response> {
+    let data_path = super::datasets::resolve(ctx, &user.sub, &job.dataset).await?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
+            _ => {
+                return Err(ApiError::BadRequest {
+                    code: "invalid_idempotency_key",
+                    detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                })
+            }
+        },
+    };
+    let submitted = ctx
+        .store
+        .submit(NewJob {
+            owner: user.sub.clone(),
+            tier: user.tier,
+            kind: job.kind,
+            spec: job.spec,
+            data_path,
+            request_id: Some(request_id.0),
+            idempotency_key,
+        })
+        .await?;
+    let (job, replayed) = match submitted {
+        Submitted::Created(job) => {
+            ctx.metrics
+                .jobs
+                .submitted
+                .with_label_values(&[job.kind.as_str(), job.tier.as_str()])
+                .inc();
+            (job, false)
+        }
+        Submitted::Replayed(job) => (job, true),
+        Submitted::KeyReused => {
+            return Err(ApiError::Conflict {
+                code: "idempotency_key_reused",
+                detail: "this Idempotency-Key was already used for a different request".into(),
+            })
+        }
+    };
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// A job and where to find its result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    job: Job,
+    /// Links to this job's resources.
+    links: Links,
+}
+
+/// Where a job's status and result live.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Links {
+    /// `GET` for the status.
+    #[serde(rename = "self")]
+    status: String,
+    /// `GET` for the result once finished.
+    result: String,
+    /// `POST` to cancel.
+    cancel: String,
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> JobView {
+        let base = format!("/v1/jobs/{}", job.id);
+        JobView {
+            links: Links {
+                result: format!("{base}/result"),
+                cancel: format!("{base}/cancel"),
+                status: base,
+            },
+            job,
+        }
+    }
+}
+
+/// A job id from the path; a malformed one is simply not found.
+fn job_id(text: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| ApiError::NotFound("job"))
+}
+
+/// A job's status, progress, attempts and timestamps.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn status(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let job = ctx
+        .store
+        .job(&user.sub, job_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    Ok(Json(job.into()))
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only jobs with this status.
+    status: Option<String>,
+    /// Only `backtest` or `sweep` jobs.
+    kind: Option<String>,
+    /// Page size, 1..=100 (default 20).
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobPage {
+    /// The jobs, newest first.
+    jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The caller's jobs, newest first, cursor-paged.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobPage), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<JobStatus>()
+                .map_err(|e| ApiError::field("status", e))
+        })
+        .transpose()?;
+    let kind = query
+        .kind
+        .as_deref()
+        .map(|s| s.parse::<JobKind>().map_err(|e| ApiError::field("kind", e)))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be 1 to 100, got {limit}"),
+        ));
+    }
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            Uuid::parse_str(c)
+                .map_err(|_| ApiError::field("cursor", "not a cursor this API returned"))
+        })
+        .transpose()?;
+    let page = ctx
+        .store
+        .jobs(
+            &user.sub,
+            &JobFilter {
+                status,
+                kind,
+                before,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(JobPage {
+        jobs: page.jobs.into_iter().map(JobView::from).collect(),
+        next_cursor: page.next.map(|id| id.to_string()),
+    }))
+}
+
+/// Cancels a queued job at once, or asks the worker running it to stop (within about a second).
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 202, body = JobView), (status = 404, body = crate::error::Problem),
+              (status = 409, description = "already finished", body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    match ctx.store.cancel(&user.sub, job_id(&id)?).await? {
+        CancelOutcome::Accepted(job) => Ok((StatusCode::ACCEPTED, Json(job.into()))),
+        CancelOutcome::AlreadyFinished(job) => Err(ApiError::Conflict {
+            code: "job_finished",
+            detail: format!("the job has already finished ({})", job.status),
+        }),
+        CancelOutcome::NotFound => Err(ApiError::NotFound("job")),
+    }
+}
+
+/// Query of `GET /v1/jobs/{id}/result`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ResultQuery {
+    /// Return at most this many points of each equity curve (evenly spaced, first and last kept).
+    points: Option<usize>,
+}
+
+/// A finished job's result: metrics, trades and equity (a sweep: every set's metrics, ranked).
+#[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), ResultQuery),
+    responses((status = 200, description = "The result document", body = Object),
+              (status = 404, body = crate::error::Problem),
+              (status = 409, description = "not finished, or finished without a result", body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn result(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<ResultQuery>,
+) -> ApiResult<Response> {
+    let job = ctx
+        .store
+        .job(&user.sub, job_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    if job.status != JobStatus::Succeeded {
+        let detail = match job.status {
+            JobStatus::Failed => format!(
+                "the job failed: {}",
+                job.error.as_deref().unwrap_or("no reason recorded")
+            ),
+            JobStatus::Cancelled => "the job was cancelled; it has no result".to_owned(),
+            _ => format!(
+                "the job is {}; poll /v1/jobs/{} until it finishes",
+                job.status, job.id
+            ),
+        };
+        return Err(ApiError::Conflict {
+            code: "job_not_succeeded",
+            detail,
+        });
+    }
+    if query.points == Some(0) || query.points == Some(1) {
+        return Err(ApiError::field("points", "must be at least 2"));
+    }
+    let result =
+        ctx.store.result(job.id).await?.ok_or_else(|| {
+            ApiError::Internal(format!("job {} succeeded without a result", job.id))
+        })?;
+    let body = match query.points {
+        // The stored text as the worker wrote it: nothing is parsed or rounded on the way.
+        None => result,
+        Some(points) => serde_json::from_str::<&RawValue>(&result)
+            .and_then(|document| thin(document, points))
+            .map(|thinned| thinned.get().to_owned())
+            .map_err(|e| ApiError::Internal(format!("result of job {}: {e}", job.id)))?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A JSON value with every equity curve in it (a backtest's `equity`, each sweep set's
+/// `equity`) thinned to at most `points` evenly spaced points, first and last kept. Numbers are
+/// moved as their original text, never parsed.
+fn thin(value: &RawValue, points: usize) -> serde_json::Result<Box<RawValue>> {
+    match value.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            let fields: BTreeMap<String, &RawValue> = serde_json::from_str(value.get())?;
+            let thinned = fields
+                .into_iter()
+                .map(|(key, v)| {
+                    let v = if key == "equity" {
+                        thin_curve(v, points)?
+                    } else {
+                        thin(v, points)?
+                    };
+                    Ok((key, v))
+                })
+                .collect::<serde_json::Result<BTreeMap<_, _>>>()?;
+            serde_json::value::to_raw_value(&thinned)
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(value.get())?;
+            let thinned = items
+                .into_iter()
+                .map(|v| thin(v, points))
+                .collect::<serde_json::Result<Vec<_>>>()?;
+            serde_json::value::to_raw_value(&thinned)
+        }
+        _ => Ok(value.to_owned()),
+    }
+}
+
+/// A curve: an object of equally long arrays (`time`, `value`, `drawdown`), or one array.
+fn thin_curve(curve: &RawValue, points: usize) -> serde_json::Result<Box<RawValue>> {
+    let pick = |series: &RawValue| -> serde_json::Result<Box<RawValue>> {
+        let items: Vec<&RawValue> = serde_json::from_str(series.get())?;
+        let n = items.len();
+        if n <= points {
+            return Ok(series.to_owned());
+        }
+        // Evenly spaced indices from 0 to n - 1 inclusive.
+        let kept: Vec<&RawValue> = (0..points)
+            .map(|i| items[(i as u128 * (n as u128 - 1) / (points as u128 - 1)) as usize])
+            .collect();
+        serde_json::value::to_raw_value(&kept)
+    };
+    match curve.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            let series: BTreeMap<String, &RawValue> = serde_json::from_str(curve.get())?;
+            let thinned = series
+                .into_iter()
+                .map(|(key, s)| {
+                    let s = if s.get().trim_start().starts_with('[') {
+                        pick(s)?
+                    } else {
+                        s.to_owned()
+                    };
+                    Ok((key, s))
+                })
+                .collect::<serde_json::Result<BTreeMap<_, _>>>()?;
+            serde_json::value::to_raw_value(&thinned)
+        }
+        Some(b'[') => pick(curve),
+        _ => Ok(curve.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thinned(doc: &str, points: usize) -> Value {
+        let raw: &RawValue = serde_json::from_str(doc).unwrap();
+        serde_json::from_str(thin(raw, points).unwrap().get()).unwrap()
+    }
+
+    #[test]
+    fn thinning_keeps_first_and_last() {
+        let doc = r#"{"metrics": {"bars": 5}, "equity": {
+            "time": [0, 1, 2, 3, 4], "value": [10, 11, 12, 13, 14], "drawdown": [0, 0, 0, 0, 0]}}"#;
+        let doc = thinned(doc, 3);
+        assert_eq!(doc["equity"]["time"], serde_json::json!([0, 2, 4]));
+        assert_eq!(doc["equity"]["value"], serde_json::json!([10, 12, 14]));
+        assert_eq!(doc["metrics"]["bars"], serde_json::json!(5));
+    }
+
+    #[test]
+    fn short_curves_are_left_alone() {
+        let doc = thinned(r#"{"equity": {"time": [0, 1], "value": [1, 2]}}"#, 10);
+        assert_eq!(doc["equity"]["time"], serde_json::json!([0, 1]));
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let doc = r#"{"equity": {"value": [-0.042003632909865196, 1, 2]}}"#;
+        let raw: &RawValue = serde_json::from_str(doc).unwrap();
+        let text = thin(raw, 2).unwrap().get().to_owned();
+        assert!(text.contains("-0.042003632909865196"), "{text}");
+    }
+}

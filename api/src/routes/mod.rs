@@ -1,0 +1,81 @@
+//! Every route, one module per resource; `router` merges them.
+
+pub mod backtests;
+pub mod datasets;
+pub mod health;
+pub mod jobs;
+pub mod metrics;
+pub mod sweeps;
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::context::ApiContext;
+
+/// The API's routes, without the layers.
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .merge(backtests::router())
+        .merge(sweeps::router())
+        .merge(jobs::router())
+        .merge(datasets::router())
+        .merge(health::router())
+        .merge(metrics::router())
+        // The documentation page is served from the binary: it works with no internet.
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// The OpenAPI document, generated from the handlers and types above.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Strata",
+        description = "Tiered backtest service: submit backtests and parameter sweeps, poll their \
+                       status, read their results. Every error is application/problem+json with \
+                       a stable `code`."
+    ),
+    paths(
+        backtests::create,
+        sweeps::create,
+        jobs::status,
+        jobs::list,
+        jobs::cancel,
+        jobs::result,
+        datasets::upload,
+        datasets::list,
+        datasets::describe,
+        datasets::remove,
+        health::live,
+        health::ready,
+        health::health,
+        metrics::metrics,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "jobs", description = "Backtests and sweeps: submit, follow, cancel, read results"),
+        (name = "datasets", description = "Uploaded and bundled market data"),
+        (name = "health", description = "Liveness, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme the secured paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! Layered configuration: `config/default.toml` < a file (`--config` / `STRATA_CONFIG`) <
+//! environment (`STRATA_*`, `DATABASE_URL`, `REDIS_URL`), checked once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// A value that must never reach a log line: it prints as `[redacted]`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Everything api and worker read from configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// PostgreSQL, the source of truth (`DATABASE_URL`).
+    pub database_url: Secret,
+    /// Redis, the transport (`REDIS_URL`).
+    pub redis_url: Secret,
+    /// Where uploaded data sets are stored as Parquet; api and workers must share it.
+    pub data_dir: PathBuf,
+    /// The bundled example data sets, available to everyone by file stem (GOOG, ...).
+    pub bundled_dir: PathBuf,
+    /// HS256 secret, at least 32 bytes (`STRATA_JWT_SECRET`).
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key for RS256 or ES256 tokens instead of the HS256 secret.
+    #[serde(default)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// `HS256`, `RS256` or `ES256`.
+    pub jwt_algorithm: String,
+    /// Prefix of every Redis key, so several deployments (or tests) share one Redis.
+    pub queue_prefix: String,
+    /// The HTTP server.
+    pub api: ApiConfig,
+    /// Job execution.
+    pub worker: WorkerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[api]`: the HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiConfig {
+    /// Address to listen on (`strata api --bind`).
+    pub bind: SocketAddr,
+    /// Origins allowed by CORS; empty allows none.
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body, in bytes.
+    pub json_limit_bytes: usize,
+    /// Largest data set upload, in bytes.
+    pub upload_limit_bytes: usize,
+    /// A request taking longer is answered 408.
+    pub request_timeout_secs: u64,
+    /// Apply migrations when the api starts.
+    pub migrate_on_start: bool,
+    /// Connections to PostgreSQL.
+    pub db_connections: u32,
+}
+
+/// `[worker]`: job execution.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerConfig {
+    /// Jobs one worker process runs at once (`strata worker --concurrency`).
+    pub concurrency: usize,
+    /// Threads of the engine's rayon pool; 0 = one per core (`strata worker --threads`).
+    pub threads: usize,
+    /// Most jobs kept ready in Redis per queue; the rest wait in PostgreSQL.
+    pub window: usize,
+    /// Seconds between heartbeats of a running job.
+    pub heartbeat_secs: u64,
+    /// A running job whose heartbeat is older than this many seconds is run again.
+    pub stale_after_secs: u64,
+    /// A job dispatched this many seconds ago that no worker picked up is dispatched again.
+    pub redispatch_after_secs: u64,
+    /// Attempts before a job whose workers keep dying is marked failed.
+    pub max_attempts: i32,
+    /// Port of the worker's `/metrics` and health endpoints; 0 picks one, absent disables.
+    #[serde(default)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Connections to PostgreSQL.
+    pub db_connections: u32,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info,strata=debug` (`RUST_LOG` wins when set).
+    pub filter: String,
+}
+
+/// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// A configuration that cannot be used, with every reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the layers: defaults, then `file` (or `STRATA_CONFIG`), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("STRATA_CONFIG").map(PathBuf::from));
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(ConfigError(vec![format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )]));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("STRATA_")
+                    .ignore(&["CONFIG"])
+                    .split("__")
+                    .lowercase(true),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL", "REDIS_URL"])
+                    .lowercase(true),
+            );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: secret length, key files, sizes.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
+        match self.jwt_algorithm.as_str() {
+            "HS256" => match &self.jwt_secret {
+                None => errors
+                    .push("jwt_secret (STRATA_JWT_SECRET) is required for HS256 tokens".to_owned()),
+                Some(s) if s.expose().len() < 32 => errors.push(format!(
+                    "jwt_secret (STRATA_JWT_SECRET) must be at least 32 bytes, got {}",
+                    s.expose().len()
+                )),
+                Some(_) => {}
+            },
+            "RS256" | "ES256" => match &self.jwt_public_key {
+                None => errors.push(format!(
+                    "jwt_public_key (STRATA_JWT_PUBLIC_KEY) is required for {}",
+                    self.jwt_algorithm
+                )),
+                Some(path) if !path.is_file() => {
+                    errors.push(format!("jwt_public_key: cannot read {}", path.display()))
+                }
+                Some(_) => {}
+            },
+            other => errors.push(format!(
+                "jwt_algorithm must be HS256, RS256 or ES256, got '{other}'"
+            )),
+        }
+        for (name, url, schemes) in [
+            (
+                "database_url (DATABASE_URL)",
+                &self.database_url,
+                &["postgres", "postgresql"][..],
+            ),
+            (
+                "redis_url (REDIS_URL)",
+                &self.redis_url,
+                &["redis", "rediss"][..],
+            ),
+        ] {
+            let scheme = url.expose().split("://").next().unwrap_or_default();
+            if !url.expose().contains("://") || !schemes.contains(&scheme) {
+                errors.push(format!("{name} must be a {}:// URL", schemes[0]));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            errors.push(format!(
+                "log.format must be text or json, got '{}'",
+                self.log.format
+            ));
+        }
+        if self.worker.concurrency == 0 {
+            errors.push("worker.concurrency must be at least 1".to_owned());
+        }
+        if self.worker.window == 0 {
+            errors.push("worker.window must be at least 1".to_owned());
+        }
+        if self.queue_prefix.is_empty() || self.queue_prefix.contains(char::is_whitespace) {
+            errors.push("queue_prefix must be a non-empty word".to_owned());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        let mut config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        config.jwt_secret = Some(Secret::new("x".repeat(32)));
+        config
+    }
+
+    #[test]
+    fn the_defaults_are_complete() {
+        base().check().unwrap();
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_by_name() {
+        let mut config = base();
+        config.jwt_secret = Some(Secret::new("short"));
+        let err = config.check().unwrap_err().to_string();
+        assert!(
+            err.contains("STRATA_JWT_SECRET") && err.contains("32 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = base();
+        let text = format!("{config:?}");
+        assert!(!text.contains(&"x".repeat(32)), "{text}");
+        assert!(text.contains("[redacted]"));
+    }
+}

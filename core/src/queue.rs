@@ -1,0 +1,171 @@
+//! The tier queues in Redis: one apalis-redis queue per tier, named `{prefix}:{tier}`.
+//!
+//! Redis is only the transport. PostgreSQL holds the backlog and a dispatcher keeps a bounded
+//! window of job ids in each queue: apalis-redis 1.0 promotes every due job of a queue in one
+//! Lua `unpack` when a worker polls, which fails ("too many results to unpack") once about
+//! 8,000 jobs wait at once.
+
+use std::time::{Duration, Instant};
+
+use apalis::prelude::TaskBuilder;
+use apalis_redis::{ConnectionManager, RedisStorage};
+
+use crate::job::JobMessage;
+use crate::tier::Tier;
+
+/// Most jobs pushed to Redis in one Lua call.
+const PUSH_CHUNK: usize = 500;
+
+/// A Redis error while talking to the tier queues.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis refused or dropped a command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// apalis-redis failed a queue operation.
+    #[error("queue: {0}")]
+    Queue(#[from] apalis_redis::Error),
+    /// A message could not be encoded.
+    #[error("encoding a job message: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// The tier queues of one deployment (one `queue_prefix`), over one multiplexed connection.
+#[derive(Clone)]
+pub struct Queues {
+    conn: ConnectionManager,
+    /// Indexed by [`tier_index`].
+    storages: [RedisStorage<JobMessage>; 3],
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues")
+            .field("queues", &Tier::ALL.map(|t| self.name(t)))
+            .finish()
+    }
+}
+
+fn tier_index(tier: Tier) -> usize {
+    match tier {
+        Tier::Elite => 0,
+        Tier::Pro => 1,
+        Tier::Basic => 2,
+    }
+}
+
+impl Queues {
+    /// Connects to Redis; the queues are named `{prefix}:{tier}`.
+    pub async fn connect(redis_url: &str, prefix: &str) -> Result<Queues, QueueError> {
+        let conn = apalis_redis::connect(redis_url).await?;
+        let storage = |tier: Tier| {
+            let config = apalis_redis::Config::default()
+                .queue(format!("{prefix}:{}", tier.as_str()))
+                // Nobody subscribes to apalis' pub/sub events, and its leases would only
+                // duplicate the claim in PostgreSQL, which is the record.
+                .emit_events(false)
+                .lock_tasks(false)
+                // A dead worker's fetched messages go back to the queue after 30 s; the
+                // reconciler's stale-heartbeat rule covers the jobs it had started.
+                .heartbeat_interval(Duration::from_secs(10))
+                .missed_heartbeats(3);
+            RedisStorage::new(conn.clone()).with_config(config)
+        };
+        Ok(Queues {
+            storages: [
+                storage(Tier::Elite),
+                storage(Tier::Pro),
+                storage(Tier::Basic),
+            ],
+            conn,
+        })
+    }
+
+    /// The queue's name, `{prefix}:{tier}`.
+    pub fn name(&self, tier: Tier) -> String {
+        self.storages[tier_index(tier)]
+            .get_config()
+            .queue
+            .to_string()
+    }
+
+    /// Pushes `jobs` to the tier's queue in as few round trips as possible.
+    ///
+    /// Each call makes new messages: pushing a job twice delivers it twice (workers skip a job
+    /// that is no longer queued).
+    pub async fn push(&self, tier: Tier, jobs: &[JobMessage]) -> Result<(), QueueError> {
+        let config = self.storages[tier_index(tier)].get_config();
+        let mut conn = self.conn.clone();
+        for chunk in jobs.chunks(PUSH_CHUNK) {
+            let tasks = chunk
+                .iter()
+                .map(|job| Ok(TaskBuilder::new(serde_json::to_vec(job)?).build()))
+                .collect::<Result<Vec<_>, QueueError>>()?;
+            apalis_redis::queries::push_tasks(&mut conn, config, &tasks).await?;
+        }
+        Ok(())
+    }
+
+    /// Jobs waiting in the tier's queue that no worker has fetched yet (including retries
+    /// scheduled for later).
+    pub async fn ready(&self, tier: Tier) -> Result<u64, QueueError> {
+        let config = self.storages[tier_index(tier)].get_config();
+        let mut conn = self.conn.clone();
+        let (active, scheduled): (u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(config.active_jobs_list())
+            .cmd("ZCARD")
+            .arg(config.scheduled_jobs_set())
+            .query_async(&mut conn)
+            .await?;
+        Ok(active + scheduled)
+    }
+
+    /// Round-trip time of a `PING`.
+    pub async fn ping(&self) -> Result<Duration, QueueError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Forgets messages the workers have finished with: their payloads and metadata, which
+    /// apalis-redis otherwise keeps forever. Returns how many it removed.
+    pub async fn vacuum(&self, tier: Tier) -> Result<u64, QueueError> {
+        const BATCH: u64 = 1000;
+        let config = self.storages[tier_index(tier)].get_config();
+        let script = redis::Script::new(VACUUM_DONE);
+        let mut conn = self.conn.clone();
+        let mut removed = 0;
+        loop {
+            let n: u64 = script
+                .key(config.done_jobs_set())
+                .key(config.job_data_hash())
+                .key(config.job_meta_hash())
+                .arg(BATCH)
+                .invoke_async(&mut conn)
+                .await?;
+            removed += n;
+            if n < BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// The tier's queue as an apalis backend, for a worker to consume.
+    pub fn storage(&self, tier: Tier) -> RedisStorage<JobMessage> {
+        self.storages[tier_index(tier)].clone()
+    }
+}
+
+/// Removes up to ARGV[1] finished messages: pops their ids from the `done` set (KEYS[1]) and
+/// deletes their payload (KEYS[2] hash) and metadata (`KEYS[3]:{id}`). Unlike apalis' own
+/// vacuum it never scans the messages still waiting.
+const VACUUM_DONE: &str = r#"
+local ids = redis.call('SPOP', KEYS[1], ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('DEL', KEYS[3] .. ':' .. id)
+end
+return #ids
+"#;

@@ -1,0 +1,199 @@
+//! Jobs as the api sees them: submit, read, list, cancel, result.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::job::{Job, JobKind, JobStatus};
+use crate::tier::Tier;
+
+/// The columns of [`Job`], in one place for every query that returns jobs.
+pub(crate) const JOB_COLUMNS: &str = "id, kind, status, tier, progress, attempts, error, \
+     request_id, created_at, started_at, finished_at, cancel_requested";
+
+/// A job to store, already validated.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The submitting user.
+    pub owner: String,
+    /// Their tier at submission.
+    pub tier: Tier,
+    /// Backtest or sweep.
+    pub kind: JobKind,
+    /// The request body as sent.
+    pub spec: Value,
+    /// The data file the spec's data set resolved to, relative to the data directory or absolute.
+    pub data_path: String,
+    /// The submitting request's id.
+    pub request_id: Option<String>,
+    /// The client's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of a submission.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// A new job row.
+    Created(Job),
+    /// The key was used before with the same request: the first job.
+    Replayed(Job),
+    /// The key was used before with a different request.
+    KeyReused,
+}
+
+/// Which jobs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs with this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs of this kind.
+    pub kind: Option<JobKind>,
+    /// Only jobs older than this one (the previous page's cursor).
+    pub before: Option<Uuid>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The jobs, newest first.
+    pub jobs: Vec<Job>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Uuid>,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// The job was queued and is now cancelled, or was running and its worker was told to stop.
+    Accepted(Job),
+    /// The job had already finished.
+    AlreadyFinished(Job),
+    /// No such job for this user.
+    NotFound,
+}
+
+impl Store {
+    /// Stores a job as `queued` (the dispatcher hands it to Redis), honouring the idempotency key.
+    pub async fn submit(&self, job: NewJob) -> Result<Submitted, StoreError> {
+        let id = Uuid::now_v7();
+        let inserted: Option<Job> = sqlx::query_as(&format!(
+            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (owner, idempotency_key) DO NOTHING
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&job.owner)
+        .bind(job.tier.as_str())
+        .bind(job.kind.as_str())
+        .bind(Json(&job.spec))
+        .bind(&job.data_path)
+        .bind(&job.request_id)
+        .bind(&job.idempotency_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(job) = inserted {
+            return Ok(Submitted::Created(job));
+        }
+        // The key exists: replay the first job if the request is the same one.
+        let (first_id, kind, spec): (Uuid, String, Json<Value>) = sqlx::query_as(
+            "SELECT id, kind, spec FROM jobs WHERE owner = $1 AND idempotency_key = $2",
+        )
+        .bind(&job.owner)
+        .bind(&job.idempotency_key)
+        .fetch_one(&self.pool)
+        .await?;
+        if kind != job.kind.as_str() || spec.0 != job.spec {
+            return Ok(Submitted::KeyReused);
+        }
+        let first = self.job(&job.owner, first_id).await?;
+        Ok(first.map_or(Submitted::KeyReused, Submitted::Replayed))
+    }
+
+    /// A user's job.
+    pub async fn job(&self, owner: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND owner = $2"
+        ))
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// A user's jobs, newest first, one page at a time.
+    pub async fn jobs(&self, owner: &str, filter: &JobFilter) -> Result<Page, StoreError> {
+        let mut jobs: Vec<Job> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE owner = $1
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::text IS NULL OR kind = $3)
+               AND ($4::uuid IS NULL OR id < $4)
+             ORDER BY id DESC
+             LIMIT $5"
+        ))
+        .bind(owner)
+        .bind(filter.status.map(JobStatus::as_str))
+        .bind(filter.kind.map(JobKind::as_str))
+        .bind(filter.before)
+        .bind(filter.limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let next = if jobs.len() as i64 > filter.limit {
+            jobs.truncate(filter.limit as usize);
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next })
+    }
+
+    /// Cancels a queued job at once; asks the worker of a running one to stop.
+    pub async fn cancel(&self, owner: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        // Every right-hand side sees the row as it was before this update.
+        let updated: Option<Job> = sqlx::query_as(&format!(
+            "UPDATE jobs SET
+                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                 finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+                 cancel_requested = cancel_requested OR status = 'running'
+             WHERE id = $1 AND owner = $2 AND status IN ('queued', 'running')
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match updated {
+            Some(job) => CancelOutcome::Accepted(job),
+            None => match self.job(owner, id).await? {
+                Some(job) => CancelOutcome::AlreadyFinished(job),
+                None => CancelOutcome::NotFound,
+            },
+        })
+    }
+
+    /// A finished job's result document, as the worker wrote it (numbers exact to the digit).
+    pub async fn result(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT result::text FROM job_results WHERE job_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Jobs waiting in PostgreSQL (not yet handed to Redis), per tier.
+    pub async fn backlog(&self) -> Result<Vec<(Tier, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT tier, count(*) FROM jobs
+             WHERE status = 'queued' AND dispatched_at IS NULL GROUP BY tier",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, n)| t.parse().ok().map(|t| (t, n)))
+            .collect())
+    }
+}

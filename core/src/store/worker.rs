@@ -1,0 +1,331 @@
+//! Queries the workers run: claiming, progress, results, dispatching, reconciling.
+//!
+//! Every write after the claim says `WHERE status = 'running' AND worker_id = $2`: a worker
+//! that lost its job (the reconciler took it back after its heartbeat went stale) changes
+//! nothing.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::job::{JobKind, JobMessage};
+use crate::tier::Tier;
+
+/// A job a worker has just claimed: everything it needs to run it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// The job's id.
+    pub id: Uuid,
+    /// The submitting user.
+    pub owner: String,
+    /// The submitter's tier.
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
+    /// Backtest or sweep.
+    #[sqlx(try_from = "String")]
+    pub kind: JobKind,
+    /// The request body as submitted.
+    #[sqlx(json)]
+    pub spec: Value,
+    /// The data file, as [`crate::datasets::locate`] takes it.
+    pub data_path: String,
+    /// The submitting request's id.
+    pub request_id: Option<String>,
+    /// How many times a worker has started it, this time included.
+    pub attempts: i32,
+}
+
+/// A dispatch in progress: holds the tier's dispatch lock and the rows it took until
+/// [`Dispatch::commit`]; dropping it rolls back, so the jobs are dispatched again later.
+pub struct Dispatch {
+    tx: Transaction<'static, Postgres>,
+    tier: Tier,
+    taken: Vec<Uuid>,
+}
+
+/// What the reconciler did to a job whose worker stopped sending heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The job.
+    pub id: Uuid,
+    /// The request that submitted it, for the log line.
+    pub request_id: Option<String>,
+    /// Its new status: `queued` (to run again), `failed` (out of attempts) or `cancelled`
+    /// (its owner had asked to cancel it).
+    pub status: String,
+    /// The worker that stopped responding.
+    pub worker_id: Option<String>,
+}
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Queued jobs handed to Redis long ago that no worker started: handed over again.
+    pub redispatched: u64,
+    /// Running jobs whose worker stopped sending heartbeats.
+    pub recovered: Vec<Recovered>,
+}
+
+/// Key of the transaction-level advisory lock that lets one dispatcher at a time fill a tier's
+/// queue (first half of the two-int key; the second is the tier).
+const DISPATCH_LOCK: i32 = 0x5354_5241; // "STRA"
+
+fn tier_number(tier: Tier) -> i32 {
+    match tier {
+        Tier::Basic => 1,
+        Tier::Pro => 2,
+        Tier::Elite => 3,
+    }
+}
+
+impl Store {
+    /// Marks a queued job running for `worker_id`; `None` when it is not queued any more (a
+    /// duplicate delivery, a cancelled or finished job): the message is then skipped.
+    pub async fn claim(&self, id: Uuid, worker_id: &str) -> Result<Option<Claimed>, StoreError> {
+        sqlx::query_as(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $2,
+                    started_at = now(), heartbeat_at = now(), progress = 0
+             WHERE id = $1 AND status = 'queued'
+             RETURNING id, owner, tier, kind, spec, data_path, request_id, attempts",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Records that the job is alive and how far it got; returns whether its owner asked to
+    /// cancel it, or `None` when the job is no longer running on this worker.
+    pub async fn heartbeat(
+        &self,
+        id: Uuid,
+        worker_id: &str,
+        progress: f64,
+    ) -> Result<Option<bool>, StoreError> {
+        let progress = if progress.is_finite() {
+            progress.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let row: Option<(bool,)> = sqlx::query_as(
+            "UPDATE jobs SET heartbeat_at = now(), progress = $3
+             WHERE id = $1 AND status = 'running' AND worker_id = $2
+             RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(progress)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(cancel,)| cancel))
+    }
+
+    /// Stores the result document (`result`, JSON text, kept byte for byte) and marks the job
+    /// succeeded, in one statement; `false` when the job was no longer running on this worker
+    /// (nothing written).
+    pub async fn succeed(
+        &self,
+        id: Uuid,
+        worker_id: &str,
+        result: &str,
+    ) -> Result<bool, StoreError> {
+        // A data-modifying CTE runs whether or not the INSERT inserts anything: the RETURNING
+        // of the outer statement tells whether the status changed.
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "WITH done AS (
+                 UPDATE jobs SET status = 'succeeded', progress = 1, finished_at = now()
+                 WHERE id = $1 AND status = 'running' AND worker_id = $2
+                 RETURNING id
+             )
+             INSERT INTO job_results (job_id, result)
+             SELECT id, $3::text::json FROM done
+             ON CONFLICT (job_id) DO NOTHING
+             RETURNING job_id",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(result)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Marks the job failed with `error`; `false` when it was no longer running on this worker.
+    pub async fn fail(&self, id: Uuid, worker_id: &str, error: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error = $3, finished_at = now()
+             WHERE id = $1 AND status = 'running' AND worker_id = $2",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks the job cancelled (it stopped at its owner's request); `false` when it was no
+    /// longer running on this worker.
+    pub async fn cancelled(&self, id: Uuid, worker_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now()
+             WHERE id = $1 AND status = 'running' AND worker_id = $2",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands a running job back to the queue (a worker shutting down); the dispatcher sends it
+    /// to Redis again. `false` when it was no longer running on this worker.
+    pub async fn release(&self, id: Uuid, worker_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', dispatched_at = NULL, worker_id = NULL,
+                    heartbeat_at = NULL, progress = 0
+             WHERE id = $1 AND status = 'running' AND worker_id = $2",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Starts filling the tier's queue: `None` when another dispatcher is at it right now.
+    pub async fn begin_dispatch(&self, tier: Tier) -> Result<Option<Dispatch>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1, $2)")
+            .bind(DISPATCH_LOCK)
+            .bind(tier_number(tier))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(Dispatch {
+            tx,
+            tier,
+            taken: Vec::new(),
+        }))
+    }
+
+    /// One reconciler pass: re-dispatches queued jobs handed to Redis more than
+    /// `redispatch_after` ago that no worker started (Redis lost them, or a worker died holding
+    /// them), and takes back running jobs whose heartbeat is older than `stale_after` (their
+    /// worker died): queued again, or failed once they have had `max_attempts` attempts.
+    pub async fn reconcile(
+        &self,
+        redispatch_after: Duration,
+        stale_after: Duration,
+        max_attempts: i32,
+    ) -> Result<Reconciled, StoreError> {
+        let redispatched = sqlx::query(
+            "UPDATE jobs SET dispatched_at = NULL
+             WHERE status = 'queued' AND dispatched_at IS NOT NULL
+               AND dispatched_at < now() - make_interval(secs => $1)",
+        )
+        .bind(redispatch_after.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        // Every right-hand side sees the row as it was before this update.
+        let recovered: Vec<(Uuid, Option<String>, String, Option<String>)> = sqlx::query_as(
+            "WITH stale AS (
+                 SELECT id, worker_id FROM jobs
+                 WHERE status = 'running'
+                   AND heartbeat_at < now() - make_interval(secs => $1)
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE jobs SET
+                 status = CASE
+                     WHEN jobs.cancel_requested THEN 'cancelled'
+                     WHEN jobs.attempts >= $2 THEN 'failed'
+                     ELSE 'queued' END,
+                 error = CASE
+                     WHEN jobs.cancel_requested THEN jobs.error
+                     WHEN jobs.attempts >= $2 THEN format(
+                         'gave up after %s attempts: the worker running it (%s) stopped '
+                         'sending heartbeats each time', jobs.attempts, jobs.worker_id)
+                     ELSE jobs.error END,
+                 finished_at = CASE
+                     WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN now()
+                     ELSE NULL END,
+                 worker_id = NULL,
+                 heartbeat_at = NULL,
+                 dispatched_at = NULL,
+                 progress = CASE
+                     WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN jobs.progress
+                     ELSE 0 END
+             FROM stale
+             WHERE jobs.id = stale.id
+             RETURNING jobs.id, jobs.request_id, jobs.status, stale.worker_id",
+        )
+        .bind(stale_after.as_secs_f64())
+        .bind(max_attempts)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Reconciled {
+            redispatched,
+            recovered: recovered
+                .into_iter()
+                .map(|(id, request_id, status, worker_id)| Recovered {
+                    id,
+                    request_id,
+                    status,
+                    worker_id,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Dispatch {
+    /// The tier being dispatched.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Takes up to `limit` more of the tier's oldest queued jobs not yet in Redis.
+    pub async fn take(&mut self, limit: i64) -> Result<Vec<JobMessage>, StoreError> {
+        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT id, request_id FROM jobs
+             WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
+             ORDER BY id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.tier.as_str())
+        .bind(limit.max(0))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        self.taken.extend(rows.iter().map(|(id, _)| *id));
+        Ok(rows
+            .into_iter()
+            .map(|(id, request_id)| JobMessage { id, request_id })
+            .collect())
+    }
+
+    /// Records the taken jobs as handed to Redis and releases the lock; returns how many.
+    ///
+    /// Call it after pushing them: a crash in between delivers them twice, which a claim makes
+    /// harmless, where the other order could lose them.
+    pub async fn commit(mut self) -> Result<u64, StoreError> {
+        let marked = if self.taken.is_empty() {
+            0
+        } else {
+            sqlx::query("UPDATE jobs SET dispatched_at = now() WHERE id = ANY($1)")
+                .bind(&self.taken)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected()
+        };
+        self.tx.commit().await?;
+        Ok(marked)
+    }
+}

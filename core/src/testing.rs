@@ -1,0 +1,134 @@
+//! Throwaway databases and Redis prefixes for tests: every test gets its own, so tests run in
+//! parallel against the machine's real PostgreSQL and Redis.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use figment::providers::Format;
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::config::{Config, Secret};
+use crate::store::Store;
+
+/// The server tests use; override with `STRATA_TEST_DATABASE_URL` (a URL of any database on it).
+fn admin_url() -> String {
+    std::env::var("STRATA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The Redis tests use; override with `STRATA_TEST_REDIS_URL`.
+pub fn redis_url() -> String {
+    std::env::var("STRATA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A migrated database of its own and a Redis key prefix of its own.
+pub struct TestEnv {
+    /// The configuration pointing at them (HS256 secret `TEST_SECRET`).
+    pub config: Config,
+    /// The migrated store.
+    pub store: Store,
+    database: String,
+}
+
+/// The JWT secret of every test configuration.
+pub const TEST_SECRET: &str = "strata-test-secret-at-least-32-bytes-long";
+
+impl TestEnv {
+    /// Creates and migrates a fresh database; `data_dir` holds its uploads.
+    pub async fn new(data_dir: &std::path::Path) -> TestEnv {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "strata_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or_default()
+        );
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("tests need PostgreSQL on 127.0.0.1:5432 (see DESIGN.md)");
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => unreachable!("a database URL has a path"),
+        };
+        let store = Store::connect(&url, 16)
+            .await
+            .expect("connect test database");
+        store.migrate().await.expect("migrate test database");
+
+        let mut config: Config = figment::Figment::from(figment::providers::Toml::string(
+            crate::config::DEFAULT_TOML,
+        ))
+        .extract()
+        .expect("default configuration");
+        config.database_url = Secret::new(url);
+        config.redis_url = Secret::new(redis_url());
+        config.jwt_secret = Some(Secret::new(TEST_SECRET));
+        config.queue_prefix = name.clone();
+        config.data_dir = data_dir.to_path_buf();
+        config.bundled_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
+        config.api.bind = "127.0.0.1:0".parse().expect("address");
+        config.worker.metrics_bind = None;
+        config.worker.heartbeat_secs = 1;
+        TestEnv {
+            config,
+            store,
+            database: name,
+        }
+    }
+
+    /// Drops the database and deletes the Redis keys.
+    pub async fn cleanup(mut self) {
+        self.store.pool.close().await;
+        remove(std::mem::take(&mut self.database)).await;
+    }
+}
+
+/// A test that panicked before `cleanup` still leaves nothing behind.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let database = std::mem::take(&mut self.database);
+        if database.is_empty() {
+            return;
+        }
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove(database));
+            }
+        })
+        .join();
+    }
+}
+
+/// Drops the database `name` (closing its connections) and deletes the keys under its prefix.
+async fn remove(name: String) {
+    if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await;
+    }
+    if let Ok(client) = redis::Client::open(redis_url()) {
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{name}*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The service end to end, from the built binary: `strata api` and two `strata worker`
+//! processes against the machine's PostgreSQL and Redis (a fresh database and key prefix).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use strata_core::testing::{TestEnv, TEST_SECRET};
+use strata_core::Tier;
+
+/// A running `strata` service process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The environment every process of one test shares.
+fn service_env(env: &TestEnv) -> Vec<(&'static str, String)> {
+    let c = &env.config;
+    vec![
+        ("DATABASE_URL", c.database_url.expose().to_owned()),
+        ("REDIS_URL", c.redis_url.expose().to_owned()),
+        ("STRATA_JWT_SECRET", TEST_SECRET.to_owned()),
+        ("STRATA_QUEUE_PREFIX", c.queue_prefix.clone()),
+        ("STRATA_DATA_DIR", c.data_dir.display().to_string()),
+        ("STRATA_BUNDLED_DIR", c.bundled_dir.display().to_string()),
+        ("STRATA_LOG__FORMAT", "json".to_owned()),
+        ("STRATA_LOG__FILTER", "info".to_owned()),
+        ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0".to_owned()),
+        ("STRATA_WORKER__HEARTBEAT_SECS", "1".to_owned()),
+    ]
+}
+
+fn strata(env: &TestEnv, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command
+        .args(args)
+        .envs(service_env(env))
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Starts `strata api` on a free port and returns it with its base URL.
+fn start_api(env: &TestEnv) -> (Process, String) {
+    let mut child = strata(env, &["api", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start strata api");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Ok(log) = serde_json::from_str::<Value>(&line) {
+                    if let Some(address) = log["address"].as_str() {
+                        let _ = tx.send(address.to_owned());
+                        sent = true;
+                    }
+                }
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the api logs its address");
+    (Process(child), format!("http://{address}"))
+}
+
+fn start_worker(env: &TestEnv) -> Process {
+    Process(
+        strata(env, &["worker", "--concurrency", "8", "--threads", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start strata worker"),
+    )
+}
+
+fn token(user: &str) -> String {
+    strata_core::auth::issue_token(TEST_SECRET, user, Tier::Elite, 3600, false).unwrap()
+}
+
+async fn submit(client: &reqwest::Client, base: &str, path: &str, spec: &Value) -> String {
+    let response = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token("e2e"))
+        .json(spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let job: Value = response.json().await.unwrap();
+    job["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until no job of `e2e` is queued or running.
+async fn wait_all_finished(env: &TestEnv, total: i64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .fetch_one(&env.store.pool)
+        .await
+        .unwrap();
+        if finished == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{finished} of {total} jobs finished after {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn cli_json(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
+    let data = tempfile::tempdir().unwrap();
+    let env = TestEnv::new(data.path()).await;
+    let (_api, base) = start_api(&env);
+    let _workers = [start_worker(&env), start_worker(&env)];
+    let client = reqwest::Client::new();
+    let goog = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/GOOG.csv");
+
+    let mut backtests = Vec::new();
+    for i in 0..50 {
+        let (fast, slow) = (3 + i % 10, 20 + 5 * (i / 10));
+        let spec = json!({
+            "data": {"dataset": "GOOG", "start": "2005-01-01"},
+            "strategy": {"template": "sma_cross", "params": {"fast": fast, "slow": slow}},
+            "execution": {"fees": 0.001},
+        });
+        let id = submit(&client, &base, "/v1/backtests", &spec).await;
+        backtests.push((id, fast, slow));
+    }
+    let mut sweeps = Vec::new();
+    for i in 0..5 {
+        let top = 20 + 10 * i;
+        let spec = json!({
+            "data": {"dataset": "GOOG"},
+            "strategy": {"template": "sma_cross"},
+            "grid": {"fast": "5:15:5", "slow": format!("20:{top}:10")},
+            "constraint": "fast < slow",
+            "objective": "sharpe",
+        });
+        let id = submit(&client, &base, "/v1/sweeps", &spec).await;
+        sweeps.push((id, top));
+    }
+    wait_all_finished(&env, 55, 300).await;
+
+    let rows: Vec<(String, i32)> = sqlx::query_as("SELECT status, attempts FROM jobs")
+        .fetch_all(&env.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 55);
+    for (status, attempts) in &rows {
+        assert_eq!(status, "succeeded");
+        assert_eq!(*attempts, 1, "every job ran exactly once");
+    }
+    let workers: i64 = sqlx::query_scalar("SELECT count(DISTINCT worker_id) FROM jobs")
+        .fetch_one(&env.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(workers, 2, "both workers took jobs");
+
+    let result = |id: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            client
+                .get(format!("{base}/v1/jobs/{id}/result"))
+                .bearer_auth(token("e2e"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    for (id, fast, slow) in backtests.iter().step_by(7) {
+        let served = result(id.clone()).await;
+        let local = cli_json(&[
+            "backtest",
+            "--data",
+            goog.to_str().unwrap(),
+            "--start",
+            "2005-01-01",
+            "--param",
+            &format!("fast={fast}"),
+            "--param",
+            &format!("slow={slow}"),
+            "--fees",
+            "0.001",
+        ]);
+        assert_eq!(
+            served, local,
+            "backtest fast={fast} slow={slow} differs from the CLI"
+        );
+    }
+    for (id, top) in &sweeps {
+        let served = result(id.clone()).await;
+        let local = cli_json(&[
+            "sweep",
+            "--data",
+            goog.to_str().unwrap(),
+            "--grid",
+            "fast=5:15:5",
+            "--grid",
+            &format!("slow=20:{top}:10"),
+            "--constraint",
+            "fast < slow",
+        ]);
+        assert_eq!(served, local, "sweep up to slow={top} differs from the CLI");
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_20000_jobs_waits_in_postgres_and_drains_through_two_workers() {
+    let data = tempfile::tempdir().unwrap();
+    let env = TestEnv::new(data.path()).await;
+    let (_api, base) = start_api(&env);
+    let client = reqwest::Client::new();
+    const JOBS: usize = 20_000;
+    // Tiny backtests (a month of daily bars), submitted over HTTP by 8 concurrent clients.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client_no in 0..8 {
+        let client = client.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (client_no..JOBS).step_by(8) {
+                let spec = json!({
+                    "data": {"dataset": "GOOG", "start": "2012-01-01", "end": "2012-02-15"},
+                    "strategy": {"template": "sma_cross", "params": {"fast": 2 + i % 5, "slow": 10}},
+                });
+                submit(&client, &base, "/v1/backtests", &spec).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    eprintln!("submitted {JOBS} jobs in {:.1?}", started.elapsed());
+
+    let mut workers = [start_worker(&env), start_worker(&env)];
+    let drained = Instant::now();
+    wait_all_finished(&env, JOBS as i64, 600).await;
+    eprintln!("drained {JOBS} jobs in {:.1?}", drained.elapsed());
+    for worker in &mut workers {
+        assert!(
+            worker.0.try_wait().unwrap().is_none(),
+            "a worker process exited during the burst"
+        );
+    }
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status <> 'succeeded'")
+        .fetch_one(&env.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
+    let results: i64 = sqlx::query_scalar("SELECT count(*) FROM job_results")
+        .fetch_one(&env.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(results, JOBS as i64);
+    env.cleanup().await;
+}

@@ -1,0 +1,46 @@
+//! A sweep job: many parameter sets over one data set on the engine pool, with progress and
+//! cancellation between sets.
+
+use engine::spec::SpecErrors;
+use engine::sweep::{run_sweep, Control};
+use strata_core::job::parse_sweep;
+
+use super::{Input, JobError, Output};
+
+/// Runs the sweep; the document is what `strata sweep --format json` prints for the same grid
+/// (every set, ranked; the `top` best also carry their equity).
+pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
+    let (spec, sweep) = parse_sweep(input.spec).map_err(JobError::invalid_spec)?;
+    let plan = spec.plan().map_err(JobError::invalid_spec)?;
+    let sets = sweep
+        .parameter_sets(&plan.strategy)
+        .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
+    let bars = input.load(&plan.load)?;
+    input.job.check()?;
+    let progress = |done: usize, total: usize| {
+        if total > 0 {
+            input.job.set_progress(done as f64 / total as f64);
+        }
+    };
+    let control = Control {
+        progress: Some(&progress),
+        cancel: Some(input.job.cancel_flag()),
+    };
+    let result = run_sweep(
+        &bars,
+        &plan.strategy,
+        &sets,
+        &plan.execution,
+        plan.periods_per_year,
+        &sweep,
+        input.pool,
+        &control,
+    )
+    .map_err(|_cancelled| JobError::Cancelled)?;
+    let document = serde_json::to_string(&result)
+        .map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
+    Ok(Output {
+        document,
+        bars: (bars.len() * sets.len()) as u64,
+    })
+}

@@ -1,0 +1,849 @@
+//! The worker against real PostgreSQL and Redis: jobs submitted as the api submits them, a
+//! worker running in-process, outcomes read back from the job rows.
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use engine::sweep::{run_sweep, Control};
+use serde_json::{json, Value};
+use strata_core::job::{parse_backtest, parse_sweep, Job, JobKind, JobMessage, JobStatus};
+use strata_core::queue::Queues;
+use strata_core::store::{NewJob, Submitted};
+use strata_core::testing::TestEnv;
+use strata_core::{Config, Store, Tier};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const OWNER: &str = "alice";
+
+fn init_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "off".to_owned());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A test's database, Redis prefix and data directory.
+struct Setup {
+    env: TestEnv,
+    _data: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        init_logs();
+        let data = tempfile::tempdir().unwrap();
+        let env = TestEnv::new(data.path()).await;
+        Setup { env, _data: data }
+    }
+
+    fn config(&self) -> Config {
+        self.env.config.clone()
+    }
+
+    fn store(&self) -> &Store {
+        &self.env.store
+    }
+
+    async fn queues(&self) -> Queues {
+        let config = &self.env.config;
+        Queues::connect(config.redis_url.expose(), &config.queue_prefix)
+            .await
+            .unwrap()
+    }
+
+    fn goog(&self) -> String {
+        strata_core::datasets::bundled(&self.env.config, "GOOG").unwrap()
+    }
+
+    /// A data set of two million one-minute bars, for jobs that must run for a while.
+    fn long_data(&self) -> String {
+        let relative = "datasets/long.parquet";
+        let path = self.env.config.data_dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        engine::data::synthetic::random_walk(2_000_000, 1)
+            .write_parquet(&path)
+            .unwrap();
+        relative.to_owned()
+    }
+
+    /// Whether the stored result is byte for byte the document `want`; on a difference, says
+    /// where.
+    async fn assert_result(&self, id: Uuid, want: &str) {
+        let (got,): (String,) =
+            sqlx::query_as("SELECT result::text FROM job_results WHERE job_id = $1")
+                .bind(id)
+                .fetch_one(&self.store().pool)
+                .await
+                .unwrap();
+        if got != want {
+            assert_same_json(
+                &serde_json::from_str(&got).unwrap(),
+                &serde_json::from_str(want).unwrap(),
+            );
+            panic!("the documents differ in their text");
+        }
+    }
+
+    /// Stores a job the way the api does (it is then `queued`, not yet in Redis).
+    async fn submit(&self, kind: JobKind, spec: Value, data_path: &str) -> Uuid {
+        let submitted = self
+            .store()
+            .submit(NewJob {
+                owner: OWNER.to_owned(),
+                tier: Tier::Pro,
+                kind,
+                spec,
+                data_path: data_path.to_owned(),
+                request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        match submitted {
+            Submitted::Created(job) => job.id,
+            other => panic!("not created: {other:?}"),
+        }
+    }
+
+    async fn job(&self, id: Uuid) -> Job {
+        self.store().job(OWNER, id).await.unwrap().unwrap()
+    }
+
+    /// Waits until the job satisfies `done`, failing the test after `limit`.
+    async fn wait_for(&self, id: Uuid, limit: Duration, done: impl Fn(&Job) -> bool) -> Job {
+        let started = Instant::now();
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "job {id} still {:?} (progress {}, error {:?}) after {limit:?}",
+                job.status,
+                job.progress,
+                job.error
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_finished(&self, id: Uuid, limit: Duration) -> Job {
+        self.wait_for(id, limit, |job| job.status.is_finished())
+            .await
+    }
+
+    async fn cleanup(self) {
+        self.env.cleanup().await;
+    }
+}
+
+/// Fails with the path of the first difference between two JSON documents.
+fn assert_same_json(got: &Value, want: &Value) {
+    fn first_difference(got: &Value, want: &Value, path: &str) -> Option<String> {
+        match (got, want) {
+            (Value::Object(g), Value::Object(w)) => {
+                let keys: std::collections::BTreeSet<&String> = g.keys().chain(w.keys()).collect();
+                keys.into_iter().find_map(|k| match (g.get(k), w.get(k)) {
+                    (Some(a), Some(b)) => first_difference(a, b, &format!("{path}.{k}")),
+                    (a, b) => Some(format!("{path}.{k}: {a:?} != {b:?}")),
+                })
+            }
+            (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g
+                .iter()
+                .zip(w)
+                .enumerate()
+                .find_map(|(i, (a, b))| first_difference(a, b, &format!("{path}[{i}]"))),
+            (a, b) if a == b => None,
+            (a, b) => Some(format!("{path}: {a:?} != {b:?}")),
+        }
+    }
+    if let Some(difference) = first_difference(got, want, "") {
+        panic!("the documents differ at {difference}");
+    }
+}
+
+/// A worker running in this process until [`Running::stop`].
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), strata_worker::WorkerError>>,
+}
+
+fn start(config: Config) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(strata_worker::run(config, async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        stop: Some(stop),
+        handle,
+    }
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("the worker stops")
+            .unwrap()
+            .expect("the worker ends cleanly");
+    }
+}
+
+fn backtest_spec() -> Value {
+    json!({
+        "data": {"dataset": "GOOG", "start": "2008-01-01", "end": "2012-12-31"},
+        "strategy": {"template": "sma_cross", "params": {"fast": 10, "slow": 30}},
+        "direction": "long",
+        "execution": {"fill": "next_open", "fees": 0.001, "initial_cash": 10000, "size": 1.0}
+    })
+}
+
+/// A backtest small enough that the queue, not the engine, sets the pace.
+fn tiny_spec() -> Value {
+    json!({
+        "data": {"dataset": "GOOG", "start": "2012-01-01", "end": "2012-03-31"},
+        "strategy": {"template": "sma_cross", "params": {"fast": 3, "slow": 8}}
+    })
+}
+
+/// A sweep that runs for many seconds on one thread (on [`Setup::long_data`]).
+fn long_sweep_spec() -> Value {
+    json!({
+        "data": {"dataset": "long"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": "2:250:1", "slow": [300, 350, 400, 450, 500, 550, 600]},
+        "objective": "sharpe"
+    })
+}
+
+/// What the engine itself produces for a backtest spec: the JSON the CLI prints.
+fn engine_backtest(config: &Config, spec: &Value, data_path: &str) -> String {
+    let plan = parse_backtest(spec).unwrap().plan().unwrap();
+    let path = strata_core::datasets::locate(config, data_path);
+    let bars = engine::data::load(&path, &plan.load).unwrap();
+    let result = engine::run_backtest(
+        &bars,
+        &plan.compiled,
+        &plan.execution,
+        plan.periods_per_year,
+    );
+    serde_json::to_string(&result).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_succeeds_with_the_engines_own_result() {
+    let setup = Setup::new().await;
+    let worker = start(setup.config());
+    let goog = setup.goog();
+    let id = setup
+        .submit(JobKind::Backtest, backtest_spec(), &goog)
+        .await;
+
+    let job = setup.wait_finished(id, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(job.progress, 1.0);
+    assert_eq!(job.attempts, 1);
+    assert!(job.started_at.is_some() && job.finished_at.is_some());
+    let expected = engine_backtest(&setup.env.config, &backtest_spec(), &goog);
+    assert!(expected.contains("\"trades\":[{"), "the backtest trades");
+    setup.assert_result(id, &expected).await;
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_succeeds_ranked_as_the_engine_ranks_it() {
+    let setup = Setup::new().await;
+    let worker = start(setup.config());
+    let spec = json!({
+        "data": {"dataset": "GOOG", "start": "2006-01-01"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": "5:20:5", "slow": [30, 50]},
+        "constraint": "fast < slow",
+        "objective": "sortino",
+        "top": 2
+    });
+    let goog = setup.goog();
+    let id = setup.submit(JobKind::Sweep, spec.clone(), &goog).await;
+
+    let job = setup.wait_finished(id, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    let (backtest, sweep) = parse_sweep(&spec).unwrap();
+    let plan = backtest.plan().unwrap();
+    let sets = sweep.parameter_sets(&plan.strategy).unwrap();
+    let bars = engine::data::load(
+        &strata_core::datasets::locate(&setup.env.config, &goog),
+        &plan.load,
+    )
+    .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let expected = run_sweep(
+        &bars,
+        &plan.strategy,
+        &sets,
+        &plan.execution,
+        plan.periods_per_year,
+        &sweep,
+        &pool,
+        &Control::default(),
+    )
+    .unwrap();
+    setup
+        .assert_result(id, &serde_json::to_string(&expected).unwrap())
+        .await;
+    let stored = setup.store().result(id).await.unwrap().expect("a result");
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["results"].as_array().unwrap().len(), 8);
+    assert!(stored["results"][1]["equity"].is_array() && stored["results"][2]["equity"].is_null());
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_sweep_stops_it_within_a_second() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.threads = 1;
+    let worker = start(config);
+    let id = setup
+        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
+        .await;
+    setup
+        .wait_for(id, Duration::from_secs(30), |job| {
+            job.status == JobStatus::Running
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let asked = Instant::now();
+    setup.store().cancel(OWNER, id).await.unwrap();
+    let job = setup.wait_finished(id, Duration::from_secs(5)).await;
+    let took = asked.elapsed();
+    assert_eq!(job.status, JobStatus::Cancelled, "{:?}", job.error);
+    assert!(
+        took < Duration::from_millis(1500),
+        "cancelled after {took:?}"
+    );
+    assert!(setup.store().result(id).await.unwrap().is_none());
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_reported_while_a_sweep_runs() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.threads = 1;
+    let worker = start(config);
+    let id = setup
+        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
+        .await;
+    let job = setup
+        .wait_for(id, Duration::from_secs(30), |job| {
+            job.status == JobStatus::Running && job.progress > 0.0
+        })
+        .await;
+    assert!(job.progress < 1.0);
+    setup.store().cancel(OWNER, id).await.unwrap();
+    setup.wait_finished(id, Duration::from_secs(5)).await;
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_delivered_twice_runs_once() {
+    let setup = Setup::new().await;
+    let id = setup
+        .submit(JobKind::Backtest, backtest_spec(), &setup.goog())
+        .await;
+    let queues = setup.queues().await;
+    let message = JobMessage {
+        id,
+        request_id: Some("req-twice".to_owned()),
+    };
+    // Two deliveries besides the one the dispatcher makes.
+    queues
+        .push(Tier::Pro, &[message.clone(), message])
+        .await
+        .unwrap();
+    let worker = start(setup.config());
+
+    let job = setup.wait_finished(id, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    let started = Instant::now();
+    while queues.ready(Tier::Pro).await.unwrap() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "messages left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 1, "the job ran more than once");
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_keeps_at_most_window_jobs_in_redis() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.window = 50;
+    let goog = setup.goog();
+    let mut ids = Vec::new();
+    for _ in 0..500 {
+        ids.push(setup.submit(JobKind::Backtest, tiny_spec(), &goog).await);
+    }
+    let queues = setup.queues().await;
+    let worker = start(config);
+
+    let started = Instant::now();
+    let mut most = 0;
+    loop {
+        most = most.max(queues.ready(Tier::Pro).await.unwrap());
+        let (left,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .fetch_one(&setup.store().pool)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{left} jobs left"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(most <= 50, "{most} jobs waited in Redis at once");
+    assert!(most > 0, "the queue was never seen holding a job");
+    let (succeeded, once): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE attempts = 1)
+         FROM jobs",
+    )
+    .fetch_one(&setup.store().pool)
+    .await
+    .unwrap();
+    assert_eq!((succeeded, once), (500, 500));
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_died_is_run_again() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.stale_after_secs = 2;
+    config.worker.threads = 1;
+    let spec = json!({
+        "data": {"dataset": "long"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": "5:40:5", "slow": [100, 200]}
+    });
+    let id = setup.submit(JobKind::Sweep, spec, &setup.long_data()).await;
+
+    // The first worker runs in a runtime of its own, which is then dropped mid-job: its tasks
+    // (heartbeats included) die as with a killed process.
+    let first_config = config.clone();
+    let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.spawn(strata_worker::run(first_config, std::future::pending()));
+        runtime_tx.send(runtime).unwrap();
+    });
+    let runtime = runtime_rx.recv().unwrap();
+    let running = setup
+        .wait_for(id, Duration::from_secs(30), |job| {
+            job.status == JobStatus::Running
+        })
+        .await;
+    assert_eq!(running.attempts, 1);
+    std::thread::spawn(move || runtime.shutdown_background())
+        .join()
+        .unwrap();
+
+    let worker = start(config);
+    let job = setup.wait_finished(id, Duration::from_secs(60)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(job.attempts, 2);
+    assert!(setup.store().result(id).await.unwrap().is_some());
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_workers_keep_dying_fails_after_its_attempts() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.stale_after_secs = 1;
+    config.worker.max_attempts = 3;
+    let id = setup
+        .submit(JobKind::Backtest, backtest_spec(), &setup.goog())
+        .await;
+    // As a third worker left it: running, silent for a minute.
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', attempts = 3, worker_id = 'host-1-dead',
+                dispatched_at = now() - interval '1 minute',
+                started_at = now() - interval '1 minute', heartbeat_at = now() - interval '1 minute'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&setup.store().pool)
+    .await
+    .unwrap();
+    let worker = start(config);
+
+    let job = setup.wait_finished(id, Duration::from_secs(20)).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.contains("3 attempts")
+            && error.contains("host-1-dead")
+            && error.contains("heartbeats"),
+        "{error}"
+    );
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_broken_data_file_fails_the_job_with_a_clear_error() {
+    let setup = Setup::new().await;
+    let worker = start(setup.config());
+    let gone = setup
+        .submit(
+            JobKind::Backtest,
+            backtest_spec(),
+            "datasets/0000000000000000/deleted.parquet",
+        )
+        .await;
+    std::fs::create_dir_all(setup.env.config.data_dir.join("datasets")).unwrap();
+    std::fs::write(
+        setup.env.config.data_dir.join("datasets/broken.csv"),
+        "time,open,high,low,close\n2020-01-01,10,9,11,10\n",
+    )
+    .unwrap();
+    let broken = setup
+        .submit(
+            JobKind::Sweep,
+            json!({
+                "data": {"dataset": "broken"},
+                "strategy": {"template": "sma_cross"},
+                "grid": {"fast": [5, 10]}
+            }),
+            "datasets/broken.csv",
+        )
+        .await;
+
+    let job = setup.wait_finished(gone, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.contains("datasets/0000000000000000/deleted.parquet") && error.contains("deleted"),
+        "{error}"
+    );
+
+    let job = setup.wait_finished(broken, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.contains("datasets/broken.csv") && error.contains("row 1"),
+        "{error}"
+    );
+    let data_dir = setup.env.config.data_dir.display().to_string();
+    assert!(
+        !error.contains(&data_dir),
+        "the server's directories leak: {error}"
+    );
+
+    // The worker goes on with the next job.
+    let ok = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    let job = setup.wait_finished(ok, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_queued_job_is_skipped() {
+    let setup = Setup::new().await;
+    let id = setup
+        .submit(JobKind::Backtest, backtest_spec(), &setup.goog())
+        .await;
+    setup.store().cancel(OWNER, id).await.unwrap();
+    let after = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    let queues = setup.queues().await;
+    queues
+        .push(
+            Tier::Pro,
+            &[JobMessage {
+                id,
+                request_id: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let worker = start(setup.config());
+
+    let job = setup.wait_finished(after, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let job = setup.job(id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Cancelled, 0));
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_a_long_job_back_to_the_queue() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.threads = 1;
+    let worker = start(config);
+    let id = setup
+        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
+        .await;
+    setup
+        .wait_for(id, Duration::from_secs(30), |job| {
+            job.status == JobStatus::Running
+        })
+        .await;
+
+    let stopping = Instant::now();
+    worker.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(16),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    let (worker_id, progress): (Option<String>, f64) =
+        sqlx::query_as("SELECT worker_id, progress FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&setup.store().pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (worker_id, progress),
+        (None, 0.0),
+        "a released job starts afresh"
+    );
+
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_are_served() {
+    let setup = Setup::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = setup.config();
+    config.worker.metrics_bind = Some(([127, 0, 0, 1], port).into());
+    let worker = start(config);
+    let id = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    setup.wait_finished(id, Duration::from_secs(30)).await;
+
+    let (status, body) = get(port, "/health/ready").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(port, "/health/live").await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(port, "/metrics").await;
+        assert_eq!(status, 200);
+        if body.contains(
+            r#"strata_jobs_finished_total{kind="backtest",outcome="succeeded",tier="pro"} 1"#,
+        ) && body.contains("strata_bars_processed_total")
+            && body.contains(r#"strata_queue_depth{place="backlog",queue="pro"} 0"#)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+/// A plain HTTP/1.0 GET: status and body.
+async fn get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Jobs per second through one worker, end to end: `cargo test --release -p strata-worker
+/// --test worker -- --ignored --nocapture throughput`. `STRATA_BENCH_JOBS` (default 3000) tiny
+/// backtests are queued first, then one worker drains them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn throughput_of_tiny_backtests() {
+    let setup = Setup::new().await;
+    let jobs: usize = std::env::var("STRATA_BENCH_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
+    let spec = match std::env::var("STRATA_BENCH_SPEC") {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        Err(_) => tiny_spec(),
+    };
+    sqlx::query(
+        "INSERT INTO jobs (id, owner, tier, kind, spec, data_path)
+         SELECT gen_random_uuid(), $1, 'pro', 'backtest', $2, $3 FROM generate_series(1, $4)",
+    )
+    .bind(OWNER)
+    .bind(&spec)
+    .bind(setup.goog())
+    .bind(jobs as i32)
+    .execute(&setup.store().pool)
+    .await
+    .unwrap();
+    let mut config = setup.config();
+    if let Some(n) = std::env::var("STRATA_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        config.worker.concurrency = n;
+    }
+    let started = Instant::now();
+    let worker = start(config);
+    loop {
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+                .fetch_one(&setup.store().pool)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    let (succeeded,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM jobs WHERE status = 'succeeded'")
+            .fetch_one(&setup.store().pool)
+            .await
+            .unwrap();
+    println!(
+        "{succeeded} of {jobs} jobs succeeded in {took:.2?}: {:.0} jobs/s",
+        jobs as f64 / took.as_secs_f64()
+    );
+    assert_eq!(succeeded as usize, jobs);
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_20000_jobs_drains_through_two_workers() {
+    let setup = Setup::new().await;
+    sqlx::query(
+        "INSERT INTO jobs (id, owner, tier, kind, spec, data_path)
+         SELECT gen_random_uuid(), $1, (ARRAY['basic', 'pro', 'elite'])[1 + g % 3], 'backtest', $2, $3
+         FROM generate_series(1, 20000) g",
+    )
+    .bind(OWNER)
+    .bind(tiny_spec())
+    .bind(setup.goog())
+    .execute(&setup.store().pool)
+    .await
+    .unwrap();
+    let queues = setup.queues().await;
+    let first = start(setup.config());
+    let second = start(setup.config());
+
+    let started = Instant::now();
+    let mut most = 0;
+    loop {
+        for tier in Tier::ALL {
+            most = most.max(queues.ready(tier).await.unwrap());
+        }
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+                .fetch_one(&setup.store().pool)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            !first.handle.is_finished() && !second.handle.is_finished(),
+            "a worker ended"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{left} jobs left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let window = setup.env.config.worker.window as u64;
+    assert!(most <= window, "{most} jobs waited in one queue");
+    let (succeeded, once, workers): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'succeeded'),
+                count(*) FILTER (WHERE attempts = 1),
+                count(DISTINCT worker_id)
+         FROM jobs",
+    )
+    .fetch_one(&setup.store().pool)
+    .await
+    .unwrap();
+    assert_eq!((succeeded, once), (20000, 20000));
+    assert_eq!(workers, 2, "both workers ran jobs");
+
+    first.stop().await;
+    second.stop().await;
+    setup.cleanup().await;
+}
