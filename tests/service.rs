@@ -140,8 +140,8 @@ fn cli_json(args: &[&str]) -> Value {
 async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
     let data = tempfile::tempdir().unwrap();
     let env = TestEnv::new(data.path()).await;
-    let (_api, base) = start_api(&env);
-    let _workers = [start_worker(&env), start_worker(&env)];
+    let (api, base) = start_api(&env);
+    let workers = [start_worker(&env), start_worker(&env)];
     let client = reqwest::Client::new();
     let goog = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/GOOG.csv");
 
@@ -180,11 +180,11 @@ async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
         assert_eq!(status, "succeeded");
         assert_eq!(*attempts, 1, "every job ran exactly once");
     }
-    let workers: i64 = sqlx::query_scalar("SELECT count(DISTINCT worker_id) FROM jobs")
+    let worker_ids: i64 = sqlx::query_scalar("SELECT count(DISTINCT worker_id) FROM jobs")
         .fetch_one(&env.store.pool)
         .await
         .unwrap();
-    assert_eq!(workers, 2, "both workers took jobs");
+    assert_eq!(worker_ids, 2, "both workers took jobs");
 
     let result = |id: String| {
         let client = client.clone();
@@ -236,6 +236,9 @@ async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
         ]);
         assert_eq!(served, local, "sweep up to slow={top} differs from the CLI");
     }
+    // Stop the processes first, so none writes to Redis after the cleanup.
+    drop(workers);
+    drop(api);
     env.cleanup().await;
 }
 
@@ -243,7 +246,7 @@ async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
 async fn a_burst_of_20000_jobs_waits_in_postgres_and_drains_through_two_workers() {
     let data = tempfile::tempdir().unwrap();
     let env = TestEnv::new(data.path()).await;
-    let (_api, base) = start_api(&env);
+    let (api, base) = start_api(&env);
     let client = reqwest::Client::new();
     const JOBS: usize = 20_000;
     // Tiny backtests (a month of daily bars), submitted over HTTP by 8 concurrent clients.
@@ -287,5 +290,7 @@ async fn a_burst_of_20000_jobs_waits_in_postgres_and_drains_through_two_workers(
         .await
         .unwrap();
     assert_eq!(results, JOBS as i64);
+    drop(workers);
+    drop(api);
     env.cleanup().await;
 }

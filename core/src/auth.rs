@@ -115,3 +115,112 @@ pub fn issue_token(
     )
     .map_err(|e| AuthError::Key(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use std::process::Command;
+
+    fn config() -> Config {
+        use figment::providers::{Format, Toml};
+        let mut config: Config = figment::Figment::from(Toml::string(crate::config::DEFAULT_TOML))
+            .extract()
+            .unwrap();
+        config.jwt_secret = Some(Secret::new("s".repeat(32)));
+        config
+    }
+
+    fn claims(tier: Tier) -> Claims {
+        Claims {
+            sub: "ann".into(),
+            tier,
+            exp: chrono::Utc::now().timestamp() + 600,
+            iat: 0,
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn an_issued_token_verifies_and_another_secret_does_not() {
+        let config = config();
+        let token = issue_token(&"s".repeat(32), "ann", Tier::Elite, 60, true).unwrap();
+        let claims = Verifier::from_config(&config)
+            .unwrap()
+            .verify(&token)
+            .unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.tier, claims.admin),
+            ("ann", Tier::Elite, true)
+        );
+        let other = issue_token(&"t".repeat(32), "ann", Tier::Elite, 60, false).unwrap();
+        assert!(Verifier::from_config(&config)
+            .unwrap()
+            .verify(&other)
+            .is_err());
+    }
+
+    /// RS256 and ES256 with a public key file: keys made by the openssl command line.
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_the_configured_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (algorithm, genpkey_args) in [
+            (
+                "RS256",
+                vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            ),
+            (
+                "ES256",
+                vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            ),
+        ] {
+            let private = dir.path().join(format!("{algorithm}.key"));
+            let public = dir.path().join(format!("{algorithm}.pub"));
+            let ok = Command::new("openssl")
+                .arg("genpkey")
+                .args(&genpkey_args)
+                .arg("-out")
+                .arg(&private)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl makes the test keys")
+                .success()
+                && Command::new("openssl")
+                    .args(["pkey", "-pubout", "-in"])
+                    .arg(&private)
+                    .arg("-out")
+                    .arg(&public)
+                    .status()
+                    .unwrap()
+                    .success();
+            assert!(ok, "openssl failed for {algorithm}");
+
+            let mut config = config();
+            config.jwt_algorithm = algorithm.to_owned();
+            config.jwt_public_key = Some(public.clone());
+            config.check().unwrap();
+            let verifier = Verifier::from_config(&config).unwrap();
+            let pem = std::fs::read(&private).unwrap();
+            let (alg, key) = if algorithm == "RS256" {
+                (Algorithm::RS256, EncodingKey::from_rsa_pem(&pem).unwrap())
+            } else {
+                (Algorithm::ES256, EncodingKey::from_ec_pem(&pem).unwrap())
+            };
+            let token = jsonwebtoken::encode(&Header::new(alg), &claims(Tier::Pro), &key).unwrap();
+            assert_eq!(
+                verifier.verify(&token).unwrap().tier,
+                Tier::Pro,
+                "{algorithm}"
+            );
+
+            // An HS256 token made with the public key as its secret (the classic confusion) fails.
+            let forged = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(Tier::Elite),
+                &EncodingKey::from_secret(&std::fs::read(&public).unwrap()),
+            )
+            .unwrap();
+            assert!(verifier.verify(&forged).is_err(), "{algorithm}");
+        }
+    }
+}

@@ -119,6 +119,14 @@ async fn remove(name: String) {
             .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
             .await;
     }
+    delete_keys(&name).await;
+    // A worker's apalis tasks may write once more just after it stopped: sweep again.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    delete_keys(&name).await;
+}
+
+/// Deletes every Redis key under the prefix `name`.
+async fn delete_keys(name: &str) {
     if let Ok(client) = redis::Client::open(redis_url()) {
         if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
             let keys: Vec<String> = redis::cmd("KEYS")
