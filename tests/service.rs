@@ -34,6 +34,12 @@ fn service_env(env: &TestEnv) -> Vec<(&'static str, String)> {
         ("STRATA_LOG__FILTER", "info".to_owned()),
         ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0".to_owned()),
         ("STRATA_WORKER__HEARTBEAT_SECS", "1".to_owned()),
+        // The burst submits 20,000 jobs as one elite user in seconds.
+        ("STRATA_TIERS__ELITE__ACTIVE_JOBS", "1000000".to_owned()),
+        (
+            "STRATA_TIERS__ELITE__SUBMISSIONS_PER_MINUTE",
+            "1000000".to_owned(),
+        ),
     ]
 }
 

@@ -42,6 +42,16 @@ pub enum ApiError {
         /// What is wrong.
         detail: String,
     },
+    /// A quota of the caller's tier is used up for now; retry after `retry_after` seconds.
+    #[error("{detail}")]
+    Limited {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Which limit, its value, and the tier that would allow more.
+        detail: String,
+        /// Seconds until a retry can succeed.
+        retry_after: u64,
+    },
     /// The body is larger than the configured limit (bytes).
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -121,6 +131,7 @@ impl ApiError {
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -197,6 +208,13 @@ impl IntoResponse for ApiError {
         };
         let mut response = match self {
             ApiError::Validation { errors, .. } => problem(status, code, detail, errors),
+            ApiError::Limited { retry_after, .. } => {
+                let mut response = problem(status, code, detail, Vec::new());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
+            }
             _ => problem(status, code, detail, Vec::new()),
         };
         if status == StatusCode::UNAUTHORIZED {

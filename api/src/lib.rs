@@ -5,6 +5,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod middleware;
+pub mod quota;
 pub mod request_id;
 pub mod routes;
 

@@ -58,6 +58,63 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// What each tier may do.
+    pub tiers: Tiers,
+}
+
+/// `[tiers.basic]`, `[tiers.pro]`, `[tiers.elite]`: each tier's quotas.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tiers {
+    /// Quotas of `basic`.
+    pub basic: Quota,
+    /// Quotas of `pro`.
+    pub pro: Quota,
+    /// Quotas of `elite`.
+    pub elite: Quota,
+}
+
+/// One tier's limits; an absent limit is no limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Quota {
+    /// Jobs queued or running at once, per user.
+    #[serde(default)]
+    pub active_jobs: Option<u64>,
+    /// Parameter sets in one sweep.
+    #[serde(default)]
+    pub sweep_sets: Option<u64>,
+    /// Jobs submitted per minute, per user.
+    #[serde(default)]
+    pub submissions_per_minute: Option<u64>,
+}
+
+impl Tiers {
+    /// The quotas of `tier`.
+    pub fn quota(&self, tier: crate::Tier) -> &Quota {
+        match tier {
+            crate::Tier::Basic => &self.basic,
+            crate::Tier::Pro => &self.pro,
+            crate::Tier::Elite => &self.elite,
+        }
+    }
+
+    /// The first tier above `tier` whose `limit` is higher (absent = unlimited), to tell a user
+    /// what would allow more.
+    pub fn next_allowing_more(
+        &self,
+        tier: crate::Tier,
+        limit: impl Fn(&Quota) -> Option<u64>,
+    ) -> Option<(crate::Tier, Option<u64>)> {
+        let current = limit(self.quota(tier));
+        [crate::Tier::Basic, crate::Tier::Pro, crate::Tier::Elite]
+            .into_iter()
+            .filter(|t| *t > tier)
+            .map(|t| (t, limit(self.quota(t))))
+            .find(|(_, l)| match (l, current) {
+                (None, Some(_)) => true,
+                (Some(l), Some(c)) => *l > c,
+                _ => false,
+            })
+    }
 }
 
 /// `[api]`: the HTTP server.
@@ -235,6 +292,19 @@ mod tests {
     #[test]
     fn the_defaults_are_complete() {
         base().check().unwrap();
+    }
+
+    #[test]
+    fn default_quotas_and_the_tier_that_allows_more() {
+        let tiers = base().tiers;
+        let active = |q: &Quota| q.active_jobs;
+        assert_eq!(tiers.basic.active_jobs, Some(3));
+        assert_eq!(tiers.elite.sweep_sets, Some(1_000_000));
+        assert_eq!(
+            tiers.next_allowing_more(crate::Tier::Basic, active),
+            Some((crate::Tier::Pro, Some(10)))
+        );
+        assert_eq!(tiers.next_allowing_more(crate::Tier::Elite, active), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum QueueError {
 #[derive(Clone)]
 pub struct Queues {
     conn: ConnectionManager,
+    /// The deployment's `queue_prefix`, which every key starts with.
+    prefix: String,
     /// Indexed by [`tier_index`].
     storages: [RedisStorage<JobMessage>; 3],
 }
@@ -78,6 +80,7 @@ impl Queues {
                 storage(Tier::Basic),
             ],
             conn,
+            prefix: prefix.to_owned(),
         })
     }
 
@@ -127,6 +130,27 @@ impl Queues {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(started.elapsed())
+    }
+
+    /// Counts one more event for `counter` in the current fixed window of `window_secs` and
+    /// returns the count so far and the seconds until the window ends. Kept in Redis, so every
+    /// api replica shares the count; INCR and EXPIRE run as one transaction.
+    pub async fn count(&self, counter: &str, window_secs: u64) -> Result<(u64, u64), QueueError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let window = now / window_secs;
+        let key = format!("{}:count:{counter}:{window}", self.prefix);
+        let mut conn = self.conn.clone();
+        let (n,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .expire(&key, (window_secs * 2) as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok((n, (window + 1) * window_secs - now))
     }
 
     /// Forgets messages the workers have finished with: their payloads and metadata, which

@@ -78,6 +78,14 @@ impl TestEnv {
         config.api.bind = "127.0.0.1:0".parse().expect("address");
         config.worker.metrics_bind = None;
         config.worker.heartbeat_secs = 1;
+        // Tests submit freely; the quota tests set the limits they check.
+        for quota in [
+            &mut config.tiers.basic,
+            &mut config.tiers.pro,
+            &mut config.tiers.elite,
+        ] {
+            *quota = crate::config::Quota::default();
+        }
         TestEnv {
             config,
             store,

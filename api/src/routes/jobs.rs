@@ -81,6 +81,14 @@ pub async fn submit(
             }
         },
     };
+    // Repeating a submission by its Idempotency-Key is not a new job: no quota applies.
+    let replay = match &idempotency_key {
+        Some(key) => ctx.store.has_idempotency_key(&user.sub, key).await?,
+        None => false,
+    };
+    if !replay {
+        crate::quota::check_submission(ctx, user).await?;
+    }
     let submitted = ctx
         .store
         .submit(NewJob {

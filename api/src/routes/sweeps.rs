@@ -45,7 +45,8 @@ pub async fn create(
     let (spec, sweep) = parse_sweep(&value)?;
     let plan = spec.plan()?;
     // Expanding the grid checks the parameter names, the ranges, the constraint and the objective.
-    sweep.parameter_sets(&plan.strategy).map_err(SpecErrors)?;
+    let sets = sweep.parameter_sets(&plan.strategy).map_err(SpecErrors)?;
+    crate::quota::check_sweep_sets(&ctx, &user, sets.len())?;
     let dataset = spec.data.dataset.clone().unwrap_or_default();
     let job = Validated {
         kind: JobKind::Sweep,

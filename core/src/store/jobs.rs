@@ -113,6 +113,30 @@ impl Store {
         Ok(first.map_or(Submitted::KeyReused, Submitted::Replayed))
     }
 
+    /// How many of a user's jobs are queued or running, counting no further than `at_most`.
+    pub async fn active_jobs(&self, owner: &str, at_most: u64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs
+             WHERE owner = $1 AND status IN ('queued', 'running') LIMIT $2) AS active",
+        )
+        .bind(owner)
+        .bind(i64::try_from(at_most).unwrap_or(i64::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// True when the user already submitted a job with this `Idempotency-Key`.
+    pub async fn has_idempotency_key(&self, owner: &str, key: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE owner = $1 AND idempotency_key = $2)",
+        )
+        .bind(owner)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// A user's job.
     pub async fn job(&self, owner: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
         sqlx::query_as(&format!(

@@ -1,0 +1,71 @@
+//! The tier quotas checked before a job is stored: submissions per minute, active jobs, sweep
+//! size. Each refusal says which limit, its value, and the tier that would allow more.
+
+use strata_core::config::Quota;
+
+use crate::auth::AuthUser;
+use crate::context::ApiContext;
+use crate::error::{ApiError, ApiResult};
+
+/// "; pro allows 30" or "; elite has no limit", or nothing at the top.
+fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u64>) -> String {
+    match ctx.config.tiers.next_allowing_more(user.tier, limit) {
+        Some((tier, Some(n))) => format!("; {tier} allows {n}"),
+        Some((tier, None)) => format!("; {tier} has no limit"),
+        None => String::new(),
+    }
+}
+
+/// Counts this submission against `submissions_per_minute`, then checks `active_jobs`.
+pub async fn check_submission(ctx: &ApiContext, user: &AuthUser) -> ApiResult<()> {
+    let quota = ctx.config.tiers.quota(user.tier);
+    if let Some(limit) = quota.submissions_per_minute {
+        let (count, reset) = ctx
+            .queues
+            .count(&format!("submissions:{}", user.sub), 60)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("Redis: {e}")))?;
+        if count > limit {
+            return Err(ApiError::Limited {
+                code: "submission_rate_exceeded",
+                detail: format!(
+                    "submissions_per_minute: at most {limit} job submissions per minute on the {} tier{}",
+                    user.tier,
+                    upgrade(ctx, user, |q| q.submissions_per_minute)
+                ),
+                retry_after: reset.max(1),
+            });
+        }
+    }
+    if let Some(limit) = quota.active_jobs {
+        if ctx.store.active_jobs(&user.sub, limit).await? >= limit {
+            return Err(ApiError::Limited {
+                code: "too_many_active_jobs",
+                detail: format!(
+                    "active_jobs: at most {limit} jobs queued or running at once on the {} tier{}; \
+                     wait for one to finish or cancel one",
+                    user.tier,
+                    upgrade(ctx, user, |q| q.active_jobs)
+                ),
+                // Tiny jobs finish in milliseconds; a few seconds is a fair first wait.
+                retry_after: 5,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a sweep's number of parameter sets against `sweep_sets` (a 422 on `grid`).
+pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: usize) -> ApiResult<()> {
+    match ctx.config.tiers.quota(user.tier).sweep_sets {
+        Some(limit) if sets as u64 > limit => Err(ApiError::field(
+            "grid",
+            format!(
+                "sweep_sets: the grid has {sets} parameter sets; the {} tier allows {limit}{}",
+                user.tier,
+                upgrade(ctx, user, |q| q.sweep_sets)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
