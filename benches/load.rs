@@ -103,6 +103,8 @@ fn start_api(env: &TestEnv) -> (ApiProcess, String) {
         .env("STRATA_DATA_DIR", &c.data_dir)
         .env("STRATA_BUNDLED_DIR", &c.bundled_dir)
         .env("STRATA_LOG__FORMAT", "json")
+        // The harness is one user polling far above a tier's requests_per_minute.
+        .env("STRATA_TIERS__PRO__REQUESTS_PER_MINUTE", "100000000")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

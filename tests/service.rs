@@ -37,6 +37,10 @@ fn service_env(env: &TestEnv) -> Vec<(&'static str, String)> {
         // The burst submits 20,000 jobs as one elite user in seconds.
         ("STRATA_TIERS__ELITE__ACTIVE_JOBS", "1000000".to_owned()),
         (
+            "STRATA_TIERS__ELITE__REQUESTS_PER_MINUTE",
+            "1000000".to_owned(),
+        ),
+        (
             "STRATA_TIERS__ELITE__SUBMISSIONS_PER_MINUTE",
             "1000000".to_owned(),
         ),

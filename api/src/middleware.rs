@@ -77,6 +77,10 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             .layer(trace)
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(middleware::from_fn_with_state(ctx.clone(), record_metrics))
+            .layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                crate::quota::rate_limit,
+            ))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(problem_for_errors))
             .layer(CatchPanicLayer::custom(panic_response))

@@ -1,6 +1,11 @@
-//! The tier quotas checked before a job is stored: submissions per minute, active jobs, sweep
-//! size. Each refusal says which limit, its value, and the tier that would allow more.
+//! The tier quotas: requests per minute (every `/v1` request), and before a job is stored,
+//! submissions per minute, active jobs and sweep size. Each refusal says which limit, its
+//! value, and the tier that would allow more.
 
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use strata_core::config::Quota;
 
 use crate::auth::AuthUser;
@@ -68,4 +73,64 @@ pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: usize) -> ApiRe
         )),
         _ => Ok(()),
     }
+}
+
+/// Counts every `/v1` request of a signed-in user against `requests_per_minute` (in Redis, so
+/// all api replicas share it) and answers `RateLimit-Limit/Remaining/Reset` on each response.
+/// A request without a valid token passes through to be refused by its handler.
+pub async fn rate_limit(State(ctx): State<ApiContext>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let user = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .and_then(|token| ctx.verifier.verify(token.trim()).ok());
+    let Some(claims) = user else {
+        return next.run(request).await;
+    };
+    let Some(limit) = ctx.config.tiers.quota(claims.tier).requests_per_minute else {
+        return next.run(request).await;
+    };
+    let (count, reset) = match ctx
+        .queues
+        .count(&format!("requests:{}", claims.sub), 60)
+        .await
+    {
+        Ok(counted) => counted,
+        Err(e) => return ApiError::Unavailable(format!("Redis: {e}")).into_response(),
+    };
+    let mut response = if count > limit {
+        let user = AuthUser {
+            sub: claims.sub,
+            tier: claims.tier,
+            admin: claims.admin,
+        };
+        ApiError::Limited {
+            code: "request_rate_exceeded",
+            detail: format!(
+                "requests_per_minute: at most {limit} requests per minute on the {} tier{}",
+                user.tier,
+                upgrade(&ctx, &user, |q| q.requests_per_minute)
+            ),
+            retry_after: reset.max(1),
+        }
+        .into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", limit),
+        ("ratelimit-remaining", limit.saturating_sub(count)),
+        ("ratelimit-reset", reset),
+    ] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+    response
 }

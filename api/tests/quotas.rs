@@ -12,11 +12,13 @@ fn limits(config: &mut strata_core::Config) {
         active_jobs: Some(2),
         sweep_sets: Some(4),
         submissions_per_minute: Some(3),
+        requests_per_minute: None,
     };
     config.tiers.pro = Quota {
         active_jobs: Some(10),
         sweep_sets: Some(100),
         submissions_per_minute: Some(30),
+        requests_per_minute: Some(600),
     };
     config.tiers.elite = Quota::default();
 }
@@ -141,5 +143,57 @@ async fn a_sweep_larger_than_the_tier_allows_is_a_422_on_grid() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_per_minute_are_limited_with_ratelimit_headers() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.requests_per_minute = Some(5);
+    })
+    .await;
+    let get = || {
+        app.client
+            .get(app.url("/v1/jobs"))
+            .bearer_auth(app.token("ann", Tier::Basic))
+            .send()
+    };
+    for remaining in (0..5).rev() {
+        let response = get().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-limit"], "5");
+        assert_eq!(
+            response.headers()["ratelimit-remaining"],
+            remaining.to_string().as_str()
+        );
+        assert!(response.headers().get("ratelimit-reset").is_some());
+    }
+    let response = get().await.unwrap();
+    assert!(response.headers().get("retry-after").is_some());
+    let body = problem(response, 429, "request_rate_exceeded").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("at most 5 requests per minute on the basic tier; pro allows 600"),
+        "{detail}"
+    );
+    // Health and metrics are not counted; another user has their own count.
+    assert_eq!(
+        app.client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let bob = app
+        .client
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(app.token("bob", Tier::Basic))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), 200);
     app.stop().await;
 }

@@ -82,7 +82,10 @@ pub struct Quota {
     /// Parameter sets in one sweep.
     #[serde(default)]
     pub sweep_sets: Option<u64>,
-    /// Jobs submitted per minute, per user.
+    /// API requests per minute, per user.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    //// Jobs submitted per minute, per user.
     #[serde(default)]
     pub submissions_per_minute: Option<u64>,
 }
