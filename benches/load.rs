@@ -81,54 +81,13 @@ async fn jobs_per_second(env: &TestEnv, jobs: usize, concurrency: usize) {
     );
 }
 
-/// `strata api` as its own process, as it runs in production; killed when dropped.
-struct ApiProcess(std::process::Child);
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_api(env: &TestEnv) -> (ApiProcess, String) {
-    use std::io::{BufRead, BufReader};
-    let c = &env.config;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["api", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", c.database_url.expose())
-        .env("REDIS_URL", c.redis_url.expose())
-        .env("STRATA_JWT_SECRET", TEST_SECRET)
-        .env("STRATA_QUEUE_PREFIX", &c.queue_prefix)
-        .env("STRATA_DATA_DIR", &c.data_dir)
-        .env("STRATA_BUNDLED_DIR", &c.bundled_dir)
-        .env("STRATA_LOG__FORMAT", "json")
-        // The harness is one user polling far above a tier's requests_per_minute.
-        .env("STRATA_TIERS__PRO__REQUESTS_PER_MINUTE", "100000000")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start strata api");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(address) = log["address"].as_str() {
-                    let _ = tx.send(address.to_owned());
-                }
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("api address");
-    (ApiProcess(child), format!("http://{address}"))
-}
-
 async fn status_latency(env: &TestEnv, rate: u64, secs: u64) {
-    let (_api, base) = start_api(env);
+    // `strata api` as its own process, as it runs in production. The harness is one user
+    // polling far above a tier's requests_per_minute.
+    let (_api, base) = env.start_api(
+        std::path::Path::new(env!("CARGO_BIN_EXE_strata")),
+        &[("STRATA_TIERS__PRO__REQUESTS_PER_MINUTE", "100000000")],
+    );
     let token = issue_token(TEST_SECRET, "load", Tier::Pro, 3600, false).unwrap();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)

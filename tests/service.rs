@@ -1,96 +1,44 @@
 //! The service end to end, from the built binary: `strata api` and two `strata worker`
 //! processes against the machine's PostgreSQL and Redis (a fresh database and key prefix).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use strata_core::testing::{TestEnv, TEST_SECRET};
+use strata_core::testing::{ServiceProcess, TestEnv, TEST_SECRET};
 use strata_core::Tier;
 
-/// A running `strata` service process, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The built binary under test.
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_strata"))
 }
 
-/// The environment every process of one test shares.
-fn service_env(env: &TestEnv) -> Vec<(&'static str, String)> {
-    let c = &env.config;
-    vec![
-        ("DATABASE_URL", c.database_url.expose().to_owned()),
-        ("REDIS_URL", c.redis_url.expose().to_owned()),
-        ("STRATA_JWT_SECRET", TEST_SECRET.to_owned()),
-        ("STRATA_QUEUE_PREFIX", c.queue_prefix.clone()),
-        ("STRATA_DATA_DIR", c.data_dir.display().to_string()),
-        ("STRATA_BUNDLED_DIR", c.bundled_dir.display().to_string()),
-        ("STRATA_LOG__FORMAT", "json".to_owned()),
-        ("STRATA_LOG__FILTER", "info".to_owned()),
-        ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0".to_owned()),
-        ("STRATA_WORKER__HEARTBEAT_SECS", "1".to_owned()),
-        // The burst submits 20,000 jobs as one elite user in seconds.
-        ("STRATA_TIERS__ELITE__ACTIVE_JOBS", "1000000".to_owned()),
-        (
-            "STRATA_TIERS__ELITE__REQUESTS_PER_MINUTE",
-            "1000000".to_owned(),
-        ),
-        (
-            "STRATA_TIERS__ELITE__SUBMISSIONS_PER_MINUTE",
-            "1000000".to_owned(),
-        ),
-    ]
+/// What these tests add to the test environment of every process.
+const EXTRA_ENV: &[(&str, &str)] = &[
+    ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0"),
+    ("STRATA_WORKER__HEARTBEAT_SECS", "1"),
+    // The burst submits 20,000 jobs as one elite user in seconds.
+    ("STRATA_TIERS__ELITE__ACTIVE_JOBS", "1000000"),
+    ("STRATA_TIERS__ELITE__REQUESTS_PER_MINUTE", "1000000"),
+    ("STRATA_TIERS__ELITE__SUBMISSIONS_PER_MINUTE", "1000000"),
+];
+
+fn start_api(env: &TestEnv) -> (ServiceProcess, String) {
+    env.start_api(binary(), EXTRA_ENV)
 }
 
-fn strata(env: &TestEnv, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command
-        .args(args)
-        .envs(service_env(env))
-        .env_remove("RUST_LOG");
-    command
-}
-
-/// Starts `strata api` on a free port and returns it with its base URL.
-fn start_api(env: &TestEnv) -> (Process, String) {
-    let mut child = strata(env, &["api", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
+fn start_worker(env: &TestEnv) -> ServiceProcess {
+    ServiceProcess(
+        env.command(
+            binary(),
+            &["worker", "--concurrency", "8", "--threads", "1"],
+            EXTRA_ENV,
+        )
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
-        .expect("start strata api");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Ok(log) = serde_json::from_str::<Value>(&line) {
-                    if let Some(address) = log["address"].as_str() {
-                        let _ = tx.send(address.to_owned());
-                        sent = true;
-                    }
-                }
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the api logs its address");
-    (Process(child), format!("http://{address}"))
-}
-
-fn start_worker(env: &TestEnv) -> Process {
-    Process(
-        strata(env, &["worker", "--concurrency", "8", "--threads", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start strata worker"),
+        .expect("start strata worker"),
     )
 }
 

@@ -1,8 +1,9 @@
 //! The `AuthUser` extractor: a handler that takes one requires a valid bearer token.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use strata_core::auth::Verifier;
 use strata_core::Tier;
 
 use crate::context::ApiContext;
@@ -23,32 +24,39 @@ impl FromRequestParts<ApiContext> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
-            })?;
-        let claims = ctx
-            .verifier
-            .verify(token)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        if claims.sub.is_empty() {
-            return Err(ApiError::Unauthorized("invalid token: empty sub".into()));
+        // The rate limiter has usually checked the token already and left the user here.
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
         }
-        Ok(AuthUser {
-            sub: claims.sub,
-            tier: claims.tier,
-            admin: claims.admin,
-        })
+        authenticate(&parts.headers, &ctx.verifier)
     }
+}
+
+/// The user of a request's `Authorization: Bearer` token, or why there is none.
+pub fn authenticate(headers: &HeaderMap, verifier: &Verifier) -> Result<AuthUser, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+        })?;
+    let claims = verifier
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    if claims.sub.is_empty() {
+        return Err(ApiError::Unauthorized("invalid token: empty sub".into()));
+    }
+    Ok(AuthUser {
+        sub: claims.sub,
+        tier: claims.tier,
+        admin: claims.admin,
+    })
 }

@@ -3,12 +3,12 @@
 //! value, and the tier that would allow more.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use strata_core::config::Quota;
 
-use crate::auth::AuthUser;
+use crate::auth::{authenticate, AuthUser};
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
 
@@ -78,39 +78,31 @@ pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: usize) -> ApiRe
 /// Counts every `/v1` request of a signed-in user against `requests_per_minute` (in Redis, so
 /// all api replicas share it) and answers `RateLimit-Limit/Remaining/Reset` on each response.
 /// A request without a valid token passes through to be refused by its handler.
-pub async fn rate_limit(State(ctx): State<ApiContext>, request: Request, next: Next) -> Response {
+pub async fn rate_limit(
+    State(ctx): State<ApiContext>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
     }
-    let user = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .and_then(|token| ctx.verifier.verify(token.trim()).ok());
-    let Some(claims) = user else {
+    let Ok(user) = authenticate(request.headers(), &ctx.verifier) else {
         return next.run(request).await;
     };
-    let Some(limit) = ctx.config.tiers.quota(claims.tier).requests_per_minute else {
+    // Handed to the `AuthUser` extractor, so the token is checked once per request.
+    request.extensions_mut().insert(user.clone());
+    let Some(limit) = ctx.config.tiers.quota(user.tier).requests_per_minute else {
         return next.run(request).await;
     };
     let (count, reset) = match ctx
         .queues
-        .count(&format!("requests:{}", claims.sub), 60)
+        .count(&format!("requests:{}", user.sub), 60)
         .await
     {
         Ok(counted) => counted,
         Err(e) => return ApiError::Unavailable(format!("Redis: {e}")).into_response(),
     };
     let mut response = if count > limit {
-        let user = AuthUser {
-            sub: claims.sub,
-            tier: claims.tier,
-            admin: claims.admin,
-        };
         ApiError::Limited {
             code: "request_rate_exceeded",
             detail: format!(

@@ -29,6 +29,16 @@ pub struct TestEnv {
     database: String,
 }
 
+/// A `strata` process a test started (api or worker), killed when dropped.
+pub struct ServiceProcess(pub std::process::Child);
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The JWT secret of every test configuration.
 pub const TEST_SECRET: &str = "strata-test-secret-at-least-32-bytes-long";
 
@@ -91,6 +101,65 @@ impl TestEnv {
             store,
             database: name,
         }
+    }
+
+    /// `binary` (the built `strata`) with `args`, configured through its environment for this
+    /// database, Redis prefix and data directory, with JSON logs, plus `extra` variables.
+    pub fn command(
+        &self,
+        binary: &std::path::Path,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> std::process::Command {
+        let c = &self.config;
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(args)
+            .env("DATABASE_URL", c.database_url.expose())
+            .env("REDIS_URL", c.redis_url.expose())
+            .env("STRATA_JWT_SECRET", TEST_SECRET)
+            .env("STRATA_QUEUE_PREFIX", &c.queue_prefix)
+            .env("STRATA_DATA_DIR", &c.data_dir)
+            .env("STRATA_BUNDLED_DIR", &c.bundled_dir)
+            .env("STRATA_LOG__FORMAT", "json")
+            .env("STRATA_LOG__FILTER", "info")
+            .env_remove("RUST_LOG")
+            .envs(extra.iter().copied());
+        command
+    }
+
+    /// Starts `binary api` on a free port; returns the process and its base URL, which it reads
+    /// from the api's first log line that carries an address.
+    pub fn start_api(
+        &self,
+        binary: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> (ServiceProcess, String) {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = self
+            .command(binary, &["api", "--bind", "127.0.0.1:0"], extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strata api");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps reading to the end, so the api never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(address) = log["address"].as_str() {
+                        let _ = tx.send(address.to_owned());
+                    }
+                }
+            }
+        });
+        let process = ServiceProcess(child);
+        let address = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the api logs its address");
+        (process, format!("http://{address}"))
     }
 
     /// Drops the database and deletes the Redis keys.
