@@ -60,3 +60,20 @@ pub fn authenticate(headers: &HeaderMap, verifier: &Verifier) -> Result<AuthUser
         admin: claims.admin,
     })
 }
+
+/// An operator: a valid token with the `admin` claim. Any other valid token is a 403
+/// (`admin_only`), no token a 401.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<ApiContext> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, ctx).await?;
+        if !user.admin {
+            return Err(ApiError::AdminOnly);
+        }
+        Ok(AdminUser(user))
+    }
+}

@@ -55,9 +55,18 @@ pub enum ApiError {
     /// The body is larger than the configured limit (bytes).
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    /// A dependency (PostgreSQL, Redis) is down.
-    #[error("{0}")]
-    Unavailable(String),
+    /// A dependency is down for now: `database_unavailable` (PostgreSQL) or `unavailable`
+    /// (Redis); answered with `Retry-After`.
+    #[error("{detail}")]
+    Unavailable {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Which dependency, and what it said.
+        detail: String,
+    },
+    /// The caller's token lacks the `admin` claim this operator route requires.
+    #[error("this route needs a token with the admin claim")]
+    AdminOnly,
     /// A bug or an unexpected failure: logged in full, shown to the client without detail.
     #[error("internal error: {0}")]
     Internal(String),
@@ -133,19 +142,37 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            ApiError::AdminOnly => (StatusCode::FORBIDDEN, "admin_only"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Seconds a client should wait before retrying while a dependency is down.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+impl ApiError {
+    /// Redis cannot be reached.
+    pub fn redis(e: impl std::fmt::Display) -> ApiError {
+        ApiError::Unavailable {
+            code: "unavailable",
+            detail: format!("Redis: {e}"),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
-                ApiError::Unavailable("the database is not reachable".to_owned())
+        if strata_core::store::is_unavailable(&e) {
+            // Logged here with its cause; the client sees only that the database is down.
+            tracing::warn!(error = %e, "PostgreSQL unavailable");
+            ApiError::Unavailable {
+                code: "database_unavailable",
+                detail: "the database is not reachable right now; retry shortly".to_owned(),
             }
-            other => ApiError::Internal(format!("database: {other}")),
+        } else {
+            ApiError::Internal(format!("database: {e}"))
         }
     }
 }
@@ -200,7 +227,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %detail, "request failed");
                 "an internal error occurred; it has been logged".to_owned()
             }
-            ApiError::Unavailable(detail) => {
+            ApiError::Unavailable { detail, .. } => {
                 tracing::warn!(error = %detail, "dependency unavailable");
                 detail.clone()
             }
@@ -213,6 +240,14 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
+            }
+            ApiError::Unavailable { .. } => {
+                let mut response = problem(status, code, detail, Vec::new());
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+                );
                 response
             }
             _ => problem(status, code, detail, Vec::new()),

@@ -1,16 +1,20 @@
 //! The tier quotas: requests per minute (every `/v1` request), and before a job is stored,
-//! submissions per minute, active jobs and sweep size. Each refusal says which limit, its
-//! value, and the tier that would allow more.
+//! submissions per minute, active jobs, sweep size and bars per job. Each refusal says which
+//! limit, its value, and the tier that would allow more.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use engine::data::LoadOptions;
 use strata_core::config::Quota;
+
+use tracing::warn;
 
 use crate::auth::{authenticate, AuthUser};
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::datasets::{bars_for_job, Resolved};
 
 /// "; pro allows 30" or "; elite has no limit", or nothing at the top.
 fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u64>) -> String {
@@ -21,15 +25,26 @@ fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u
     }
 }
 
-/// Counts this submission against `submissions_per_minute`, then checks `active_jobs`.
+/// Counts this submission against `submissions_per_minute`. `active_jobs` is checked by the
+/// store as it inserts the job (see [`too_many_active_jobs`]), so that concurrent submissions
+/// cannot both take the last place.
+///
+/// The counters live in Redis; while Redis is unreachable, submissions are not counted rather
+/// than refused: PostgreSQL holds accepted jobs, and they run once Redis is back.
 pub async fn check_submission(ctx: &ApiContext, user: &AuthUser) -> ApiResult<()> {
     let quota = ctx.config.tiers.quota(user.tier);
     if let Some(limit) = quota.submissions_per_minute {
-        let (count, reset) = ctx
+        let (count, reset) = match ctx
             .queues
             .count(&format!("submissions:{}", user.sub), 60)
             .await
-            .map_err(|e| ApiError::Unavailable(format!("Redis: {e}")))?;
+        {
+            Ok(counted) => counted,
+            Err(e) => {
+                warn!(error = %e, "Redis unreachable: submission not counted against its rate");
+                return Ok(());
+            }
+        };
         if count > limit {
             return Err(ApiError::Limited {
                 code: "submission_rate_exceeded",
@@ -42,22 +57,22 @@ pub async fn check_submission(ctx: &ApiContext, user: &AuthUser) -> ApiResult<()
             });
         }
     }
-    if let Some(limit) = quota.active_jobs {
-        if ctx.store.active_jobs(&user.sub, limit).await? >= limit {
-            return Err(ApiError::Limited {
-                code: "too_many_active_jobs",
-                detail: format!(
-                    "active_jobs: at most {limit} jobs queued or running at once on the {} tier{}; \
-                     wait for one to finish or cancel one",
-                    user.tier,
-                    upgrade(ctx, user, |q| q.active_jobs)
-                ),
-                // Tiny jobs finish in milliseconds; a few seconds is a fair first wait.
-                retry_after: 5,
-            });
-        }
-    }
     Ok(())
+}
+
+/// The refusal of a submission beyond `active_jobs` (`limit`).
+pub fn too_many_active_jobs(ctx: &ApiContext, user: &AuthUser, limit: u64) -> ApiError {
+    ApiError::Limited {
+        code: "too_many_active_jobs",
+        detail: format!(
+            "active_jobs: at most {limit} jobs queued or running at once on the {} tier{}; \
+             wait for one to finish or cancel one",
+            user.tier,
+            upgrade(ctx, user, |q| q.active_jobs)
+        ),
+        // Tiny jobs finish in milliseconds; a few seconds is a fair first wait.
+        retry_after: 5,
+    }
 }
 
 /// Checks a sweep's number of parameter sets against `sweep_sets` (a 422 on `grid`).
@@ -73,6 +88,32 @@ pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: usize) -> ApiRe
         )),
         _ => Ok(()),
     }
+}
+
+/// Checks the bars a job on `data` runs on (after its `start`/`end` and timeframe, `load`)
+/// against `bars_per_job` (a 422 on `data`).
+pub async fn check_bars(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    data: &Resolved,
+    load: &LoadOptions,
+) -> ApiResult<()> {
+    let Some(limit) = ctx.config.tiers.quota(user.tier).bars_per_job else {
+        return Ok(());
+    };
+    let bars = bars_for_job(ctx, data, load, limit).await?;
+    if bars <= limit {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "data",
+        format!(
+            "bars_per_job: the job runs on {bars} bars of '{}'; the {} tier allows {limit}{}",
+            data.name,
+            user.tier,
+            upgrade(ctx, user, |q| q.bars_per_job)
+        ),
+    ))
 }
 
 /// Counts every `/v1` request of a signed-in user against `requests_per_minute` (in Redis, so
@@ -100,7 +141,12 @@ pub async fn rate_limit(
         .await
     {
         Ok(counted) => counted,
-        Err(e) => return ApiError::Unavailable(format!("Redis: {e}")).into_response(),
+        // Redis is down: let the request through uncounted (and without RateLimit headers)
+        // rather than refuse everything; a job submitted now waits in PostgreSQL.
+        Err(e) => {
+            warn!(error = %e, "Redis unreachable: request not counted against its rate");
+            return next.run(request).await;
+        }
     };
     let mut response = if count > limit {
         ApiError::Limited {

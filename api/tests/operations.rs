@@ -176,3 +176,186 @@ async fn responses_are_gzipped_when_asked() {
     assert_eq!(response.headers()["content-encoding"], "gzip");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn while_postgres_is_down_the_api_answers_503_and_recovers_by_itself() {
+    use std::time::{Duration, Instant};
+    use strata_core::testing::{postgres_addr, TcpProxy};
+
+    let proxy = TcpProxy::start(postgres_addr()).await;
+    let app = common::spawn_app_with(|config| {
+        let through = proxy.url_through(config.database_url.expose());
+        config.database_url = strata_core::config::Secret::new(through);
+    })
+    .await;
+    let first = app.post_backtest("ann", &goog_spec()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    proxy.cut().await;
+    // Each answer comes within seconds, as a 503 with Retry-After, never a 500.
+    let timed = |response: reqwest::Response, started: Instant| {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert!(response.headers().get("retry-after").is_some());
+        response
+    };
+    let started = Instant::now();
+    let response = timed(app.post_backtest("ann", &goog_spec()).await, started);
+    let body = problem(response, 503, "database_unavailable").await;
+    assert!(body["detail"].as_str().unwrap().contains("database"));
+
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(timed(response, started), 503, "not_ready").await;
+    assert_eq!(body["components"]["postgres"]["status"], "down", "{body}");
+    assert_eq!(body["components"]["redis"]["status"], "up", "{body}");
+
+    let started = Instant::now();
+    let response = app
+        .get(&format!("/v1/jobs/{id}"), "ann")
+        .send()
+        .await
+        .unwrap();
+    problem(timed(response, started), 503, "database_unavailable").await;
+    let started = Instant::now();
+    let response = app
+        .post(&format!("/v1/jobs/{id}/cancel"), "ann")
+        .send()
+        .await
+        .unwrap();
+    problem(timed(response, started), 503, "database_unavailable").await;
+    let started = Instant::now();
+    let response = app
+        .post("/v1/datasets?name=later", "ann")
+        .header("content-type", "text/csv")
+        .body("time,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n")
+        .send()
+        .await
+        .unwrap();
+    problem(timed(response, started), 503, "database_unavailable").await;
+    let started = Instant::now();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/datasets/{}", uuid::Uuid::new_v4())))
+        .bearer_auth(app.token("ann", strata_core::Tier::Pro))
+        .send()
+        .await
+        .unwrap();
+    problem(timed(response, started), 503, "database_unavailable").await;
+
+    // PostgreSQL is back: the same api serves again, without a restart.
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let second = loop {
+        let response = app.post_backtest("ann", &goog_spec()).await;
+        if response.status() == 202 {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the api did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // Nothing stored before the outage was lost, and nothing was stored during it.
+    assert_eq!(app.job("ann", &id).await["status"], "queued");
+    let listed: Value = app.get_json("/v1/jobs", "ann").await;
+    let ids: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second["id"].as_str().unwrap(), id.as_str()]);
+    let datasets: Value = app.get_json("/v1/datasets", "ann").await;
+    assert!(datasets
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["name"] != "later"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn on_shutdown_the_api_finishes_in_flight_requests_and_refuses_new_ones() {
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let env = strata_core::testing::TestEnv::new(data_dir.path()).await;
+    let ctx = strata_api::ApiContext::connect(env.config.clone())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, shutting_down) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(strata_api::serve(ctx, listener, async {
+        let _ = shutting_down.await;
+    }));
+
+    // An upload whose body arrives in ten pieces over about a second.
+    let csv = std::fs::read_to_string(env.config.bundled_dir.join("GOOG.csv")).unwrap();
+    let lines: Vec<String> = csv.lines().map(|l| format!("{l}\n")).collect();
+    let pieces: Vec<String> = lines
+        .chunks(lines.len() / 10 + 1)
+        .map(|c| c.concat())
+        .collect();
+    let body = futures::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let token = strata_core::auth::issue_token(
+        strata_core::testing::TEST_SECRET,
+        "ann",
+        strata_core::Tier::Pro,
+        3600,
+        false,
+    )
+    .unwrap();
+    let upload = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/datasets?name=slow"))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+
+    // Shut down while the upload is still arriving.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!upload.is_finished());
+    shutdown.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "a new connection was accepted after shutdown began"
+    );
+    assert!(!upload.is_finished());
+
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), 201);
+    let stored: Value = response.json().await.unwrap();
+    assert_eq!(stored["bars"], 2148);
+    // The server stops once its last request is answered.
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops after draining")
+        .unwrap()
+        .unwrap();
+    env.cleanup().await;
+}

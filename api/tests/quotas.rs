@@ -13,12 +13,16 @@ fn limits(config: &mut strata_core::Config) {
         sweep_sets: Some(4),
         submissions_per_minute: Some(3),
         requests_per_minute: None,
+        bars_per_job: None,
+        weight: 1,
     };
     config.tiers.pro = Quota {
         active_jobs: Some(10),
         sweep_sets: Some(100),
         submissions_per_minute: Some(30),
         requests_per_minute: Some(600),
+        bars_per_job: None,
+        weight: 3,
     };
     config.tiers.elite = Quota::default();
 }
@@ -195,5 +199,235 @@ async fn requests_per_minute_are_limited_with_ratelimit_headers() {
         .await
         .unwrap();
     assert_eq!(bob.status(), 200);
+    app.stop().await;
+}
+
+/// Bars of the bundled GOOG the spec's range and timeframe keep, as the worker will read them.
+fn goog_bars(spec: &serde_json::Value, app: &common::TestApp) -> usize {
+    let plan = strata_core::job::parse_backtest(spec)
+        .unwrap()
+        .plan()
+        .unwrap();
+    engine::data::load(&app.config.bundled_dir.join("GOOG.csv"), &plan.load)
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_job_on_more_bars_than_the_tier_allows_is_a_422_on_data() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.submissions_per_minute = None;
+        config.tiers.basic.active_jobs = None;
+        config.tiers.basic.bars_per_job = Some(500);
+        config.tiers.pro.bars_per_job = Some(5_000);
+    })
+    .await;
+    let post = |path: &'static str, tier: Tier, spec: serde_json::Value| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(app.token("ann", tier))
+            .json(&spec)
+            .send()
+    };
+
+    // GOOG from 2005 to 2012: about 2,000 daily bars.
+    let spec = goog_spec();
+    let bars = goog_bars(&spec, &app);
+    assert!(bars > 1_900, "{bars}");
+    let response = post("/v1/backtests", Tier::Basic, spec.clone())
+        .await
+        .unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "data", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "bars_per_job: the job runs on {bars} bars of 'GOOG'; the basic tier allows 500; \
+             pro allows 5000"
+        )
+    );
+    // Pro allows it; nothing of the refused one was stored.
+    assert_eq!(
+        post("/v1/backtests", Tier::Pro, spec)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let listed: serde_json::Value = app.get_json("/v1/jobs", "ann").await;
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
+
+    // The range is what counts: one year of GOOG fits, and so does all of it in weekly bars.
+    let mut one_year = goog_spec();
+    one_year["data"] = json!({"dataset": "GOOG", "start": "2010-01-01", "end": "2010-12-31"});
+    assert!(goog_bars(&one_year, &app) < 500);
+    assert_eq!(
+        post("/v1/backtests", Tier::Basic, one_year)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let mut weekly = goog_spec();
+    weekly["data"] = json!({"dataset": "GOOG", "timeframe": "1w"});
+    let weeks = goog_bars(&weekly, &app);
+    assert!((400..500).contains(&weeks), "{weeks}");
+    assert_eq!(
+        post("/v1/backtests", Tier::Basic, weekly)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+
+    // A sweep runs every set on the same bars: the same limit applies.
+    let sweep = json!({
+        "data": {"dataset": "GOOG"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": [5, 10], "slow": [20]}
+    });
+    let response = post("/v1/sweeps", Tier::Basic, sweep).await.unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("bars_per_job: the job runs on 2148 bars of 'GOOG'"),
+        "{message}"
+    );
+
+    // A range with no bars at all is refused at once, without the server's paths.
+    let mut empty = goog_spec();
+    empty["data"] = json!({"dataset": "GOOG", "start": "2030-01-01"});
+    let response = post("/v1/backtests", Tier::Basic, empty).await.unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "data");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        !message.contains(app.config.bundled_dir.to_str().unwrap()),
+        "{message}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_uploaded_data_set_counts_its_bars_too() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.bars_per_job = Some(1_000);
+        config.tiers.pro.bars_per_job = None;
+    })
+    .await;
+    let csv = std::fs::read_to_string(app.config.bundled_dir.join("GOOG.csv")).unwrap();
+    let uploaded = app
+        .client
+        .post(app.url("/v1/datasets?name=mine"))
+        .bearer_auth(app.token("ann", Tier::Basic))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let spec = json!({"data": {"dataset": "mine"}, "strategy": {"template": "sma_cross"}});
+    let response = app
+        .client
+        .post(app.url("/v1/backtests"))
+        .bearer_auth(app.token("ann", Tier::Basic))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "bars_per_job: the job runs on 2148 bars of 'mine'; the basic tier allows 1000; \
+         pro has no limit"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_submissions_never_exceed_active_jobs() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.active_jobs = Some(3);
+        config.tiers.basic.submissions_per_minute = None;
+    })
+    .await;
+    let submissions: Vec<_> = (0..20)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/v1/backtests"))
+                .bearer_auth(app.token("ann", Tier::Basic))
+                .json(&goog_spec());
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for submission in submissions {
+        let response = submission.await.unwrap();
+        if response.status() == 202 {
+            accepted += 1;
+        } else {
+            assert!(response.headers().get("retry-after").is_some());
+            problem(response, 429, "too_many_active_jobs").await;
+        }
+    }
+    assert_eq!(accepted, 3);
+    let listed: serde_json::Value = app
+        .client
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(app.token("ann", Tier::Basic))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 3, "{listed}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_per_minute_are_shared_by_two_api_instances() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.requests_per_minute = Some(6);
+    })
+    .await;
+    // A second replica on the same database and Redis prefix.
+    let (second, _stop_second) = common::serve_api(app.config.clone()).await;
+    let get = |base: &str| {
+        app.client
+            .get(format!("{base}/v1/jobs"))
+            .bearer_auth(app.token("ann", Tier::Basic))
+            .send()
+    };
+    for (i, base) in [&app.address, &second]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
+        let response = get(base.as_str()).await.unwrap();
+        assert_eq!(response.status(), 200, "request {i} to {base}");
+        assert_eq!(
+            response.headers()["ratelimit-remaining"],
+            (5 - i).to_string().as_str(),
+            "request {i} to {base}"
+        );
+    }
+    // Three requests went to each: both refuse the seventh.
+    for base in [&app.address, &second] {
+        let response = get(base.as_str()).await.unwrap();
+        let body = problem(response, 429, "request_rate_exceeded").await;
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 6 requests per minute"));
+    }
     app.stop().await;
 }

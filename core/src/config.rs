@@ -85,9 +85,15 @@ pub struct Quota {
     /// API requests per minute, per user.
     #[serde(default)]
     pub requests_per_minute: Option<u64>,
-    //// Jobs submitted per minute, per user.
+    /// Jobs submitted per minute, per user.
     #[serde(default)]
     pub submissions_per_minute: Option<u64>,
+    /// Bars in one job's data (after `start`/`end`).
+    #[serde(default)]
+    pub bars_per_job: Option<u64>,
+    /// The tier's share of worker slots while every tier has jobs waiting (elite 6 : pro 3 :
+    /// basic 1 by default); at least 1, so no tier starves.
+    pub weight: u32,
 }
 
 impl Tiers {
@@ -150,11 +156,18 @@ pub struct WorkerConfig {
     pub window: usize,
     /// Seconds between heartbeats of a running job.
     pub heartbeat_secs: u64,
-    /// A running job whose heartbeat is older than this many seconds is run again.
-    pub stale_after_secs: u64,
+    /// A running job's lease: when its heartbeat is older than this many seconds its worker is
+    /// taken for dead and the job is run again (by any worker).
+    pub lease_secs: u64,
+    /// A job that failed for a passing reason (its worker died, PostgreSQL or Redis hiccuped)
+    /// runs again after this many seconds, doubled at each further attempt (at most 5 minutes).
+    pub retry_backoff_secs: u64,
+    /// On SIGTERM, how long running jobs may go on before they are handed back to the queue.
+    pub grace_secs: u64,
     /// A job dispatched this many seconds ago that no worker picked up is dispatched again.
     pub redispatch_after_secs: u64,
-    /// Attempts before a job whose workers keep dying is marked failed.
+    /// Attempts before a job that keeps failing for passing reasons fails for good, with the
+    /// last error. A job's own error (bad data) fails it at once.
     pub max_attempts: i32,
     /// Port of the worker's `/metrics` and health endpoints; 0 picks one, absent disables.
     #[serde(default)]
@@ -267,6 +280,22 @@ impl Config {
         }
         if self.worker.concurrency == 0 {
             errors.push("worker.concurrency must be at least 1".to_owned());
+        }
+        for tier in crate::Tier::ALL {
+            if self.tiers.quota(tier).weight == 0 {
+                errors.push(format!(
+                    "tiers.{tier}.weight must be at least 1, or the tier would starve"
+                ));
+            }
+        }
+        if self.worker.max_attempts < 1 {
+            errors.push("worker.max_attempts must be at least 1".to_owned());
+        }
+        if self.worker.lease_secs <= self.worker.heartbeat_secs {
+            errors.push(format!(
+                "worker.lease_secs ({}) must be longer than worker.heartbeat_secs ({})",
+                self.worker.lease_secs, self.worker.heartbeat_secs
+            ));
         }
         if self.worker.window == 0 {
             errors.push("worker.window must be at least 1".to_owned());

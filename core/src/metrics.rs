@@ -15,7 +15,9 @@ pub struct JobMetrics {
     pub submitted: IntCounterVec,
     /// Jobs a worker started, by kind and tier.
     pub started: IntCounterVec,
-    /// Jobs finished, by kind, tier and outcome (succeeded, failed, cancelled).
+    /// Jobs finished, by kind, tier and outcome (succeeded, failed, cancelled; released to
+    /// the queue at shutdown, retried after a passing failure, lost to another worker, error
+    /// when the outcome could not be written).
     pub finished: IntCounterVec,
     /// Seconds from start to finish, by kind.
     pub duration: HistogramVec,

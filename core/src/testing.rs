@@ -94,7 +94,10 @@ impl TestEnv {
             &mut config.tiers.pro,
             &mut config.tiers.elite,
         ] {
-            *quota = crate::config::Quota::default();
+            *quota = crate::config::Quota {
+                weight: quota.weight,
+                ..crate::config::Quota::default()
+            };
         }
         TestEnv {
             config,
@@ -215,5 +218,199 @@ async fn delete_keys(name: &str) {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
             }
         }
+    }
+}
+
+/// A TCP proxy in front of a server (PostgreSQL, in tests): [`TcpProxy::cut`] drops every
+/// connection through it and refuses new ones, as a server that went down; [`TcpProxy::restore`]
+/// lets connections through again on the same address, as the server coming back.
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    target: std::net::SocketAddr,
+    /// Bumped by every cut: each piped connection ends when it changes.
+    cuts: tokio::sync::watch::Sender<u64>,
+    /// The task accepting connections; `None` while cut.
+    accepting: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port of 127.0.0.1 and pipes every connection to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (cuts, _) = tokio::sync::watch::channel(0);
+        let accepting = tokio::spawn(Self::accept(listener, target, cuts.subscribe()));
+        TcpProxy {
+            addr,
+            target,
+            cuts,
+            accepting: std::sync::Mutex::new(Some(accepting)),
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `url` (e.g. `postgres://user@host:port/db`) with its host and port replaced by the
+    /// proxy's: same user, database and options, through the proxy.
+    pub fn url_through(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let user = authority.rsplit_once('@').map(|(user, _)| user);
+        match user {
+            Some(user) => format!("{scheme}://{user}@{}{path}", self.addr),
+            None => format!("{scheme}://{}{path}", self.addr),
+        }
+    }
+
+    /// Drops every connection through the proxy and refuses new ones until [`Self::restore`].
+    pub async fn cut(&self) {
+        let accepting = self.accepting.lock().expect("proxy lock").take();
+        if let Some(task) = accepting {
+            task.abort();
+            // Once the aborted task is gone, so is its listener: connections are refused.
+            let _ = task.await;
+        }
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Accepts connections again, on the same address.
+    pub async fn restore(&self) {
+        if self.accepting.lock().expect("proxy lock").is_some() {
+            return;
+        }
+        // The port was ours a moment ago; SO_REUSEADDR (set by tokio) lets it be bound again
+        // despite the cut connections lingering in TIME_WAIT.
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "proxy port not free yet");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        let task = tokio::spawn(Self::accept(listener, self.target, self.cuts.subscribe()));
+        *self.accepting.lock().expect("proxy lock") = Some(task);
+    }
+
+    async fn accept(
+        listener: tokio::net::TcpListener,
+        target: std::net::SocketAddr,
+        cuts: tokio::sync::watch::Receiver<u64>,
+    ) {
+        loop {
+            let client = match listener.accept().await {
+                Ok((client, _)) => client,
+                Err(_) => {
+                    // Out of file descriptors or the like: wait rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let mut cut = cuts.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let mut client = client;
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = cut.changed() => {}
+                }
+                // Both streams are dropped here: each side sees its connection close.
+            });
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Ok(mut accepting) = self.accepting.lock() {
+            if let Some(task) = accepting.take() {
+                task.abort();
+            }
+        }
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+/// The address of the PostgreSQL server tests use (from `STRATA_TEST_DATABASE_URL`).
+pub fn postgres_addr() -> std::net::SocketAddr {
+    let url = admin_url();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    let host = match options.get_host() {
+        "localhost" => "127.0.0.1",
+        other => other,
+    };
+    format!("{host}:{}", options.get_port())
+        .parse()
+        .expect("tests reach PostgreSQL over TCP at an IP address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpProxy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An echo server on a free port.
+    async fn echo() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut read, mut write) = socket.split();
+                    let _ = tokio::io::copy(&mut read, &mut write).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn round_trip(stream: &mut tokio::net::TcpStream) -> std::io::Result<[u8; 4]> {
+        stream.write_all(b"ping").await?;
+        let mut answer = [0u8; 4];
+        stream.read_exact(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn the_proxy_pipes_cuts_and_restores() {
+        let proxy = TcpProxy::start(echo().await).await;
+        let mut live = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(&round_trip(&mut live).await.unwrap(), b"ping");
+
+        proxy.cut().await;
+        // The live connection is closed, and new ones are refused.
+        assert!(round_trip(&mut live).await.is_err());
+        assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_err());
+
+        proxy.restore().await;
+        let mut again = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(&round_trip(&mut again).await.unwrap(), b"ping");
+    }
+
+    #[test]
+    fn urls_are_rewritten_to_the_proxy() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let proxy = runtime.block_on(TcpProxy::start("127.0.0.1:9".parse().unwrap()));
+        let port = proxy.addr().port();
+        assert_eq!(
+            proxy.url_through("postgres://postgres@127.0.0.1:5432/strata_x?sslmode=disable"),
+            format!("postgres://postgres@127.0.0.1:{port}/strata_x?sslmode=disable")
+        );
+        assert_eq!(
+            proxy.url_through("postgres://localhost/db"),
+            format!("postgres://127.0.0.1:{port}/db")
+        );
+        drop(proxy);
     }
 }

@@ -1,9 +1,11 @@
-//! The apalis workers that consume the tier queues, sharing one limit of jobs at once.
+//! The apalis workers that consume the tier queues, sharing the worker's job slots.
 //!
-//! Each tier has its own apalis worker. A worker fetches a message only while it holds a
-//! permit of the process-wide semaphore, and gives the permit back when its queue turns out
-//! empty: an idle tier never sits on a slot, and the semaphore's FIFO order takes turns between
-//! the tiers that have work, so none starves.
+//! Each tier has its own apalis worker. It fetches its next message first, then waits with it
+//! for one of the process's [`Slots`]: a tier with an empty queue never asks for a slot, a
+//! fetch from Redis overlaps the wait, and while several tiers have a message in hand, freed
+//! slots go to them by weight (elite 6 : pro 3 : basic 1 by default), so elite is served first
+//! and none starves. Holding one message while waiting is harmless: apalis already holds a
+//! fetched batch, and a message a dead worker held is dispatched again by the reconciler.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,10 +18,10 @@ use apalis::prelude::{BackendExt, Data, Task, WorkerBuilder, WorkerContext};
 use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
 use strata_core::job::JobMessage;
 use strata_core::Tier;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
+use crate::slots::{Slot, Slots};
 use crate::Worker;
 
 /// How often an idle worker asks Redis for messages.
@@ -27,65 +29,56 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Most messages one fetch takes from Redis.
 const MAX_BATCH: usize = 16;
 
-/// The permit of the job it came with, released when the job ends (or when the task is dropped
+/// The slot of the job it came with, freed when the job ends (or when the task is dropped
 /// unrun).
 #[derive(Clone)]
-struct Permit(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+struct Permit(Arc<Mutex<Option<Slot>>>);
 
 impl Permit {
-    fn take(&self) -> Option<OwnedSemaphorePermit> {
+    fn take(&self) -> Option<Slot> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
-type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+type Acquiring = Pin<Box<dyn Future<Output = Slot> + Send>>;
 
-/// A backend that yields a message only with a permit of `limit`, which rides along with it.
-struct Gated<B> {
+/// A backend that yields a message only with one of the worker's slots, which rides along
+/// with it.
+struct Gated<B, T> {
     inner: B,
-    limit: Arc<Semaphore>,
-    permit: Option<OwnedSemaphorePermit>,
+    tier: Tier,
+    slots: Arc<Slots>,
+    /// The message fetched and waiting for a slot.
+    next: Option<T>,
     acquiring: Option<Acquiring>,
 }
 
-impl<B> Gated<B> {
-    fn new(inner: B, limit: Arc<Semaphore>) -> Gated<B> {
+impl<B, T> Gated<B, T> {
+    fn new(inner: B, tier: Tier, slots: Arc<Slots>) -> Gated<B, T> {
         Gated {
             inner,
-            limit,
-            permit: None,
+            tier,
+            slots,
+            next: None,
             acquiring: None,
         }
     }
 
-    /// Ready once this backend holds a permit: `false` if the limit was closed.
-    fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.permit.is_some() {
-            return Poll::Ready(true);
-        }
+    /// Ready with a slot for the message in hand.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Slot> {
         if self.acquiring.is_none() {
-            match Arc::clone(&self.limit).try_acquire_owned() {
-                Ok(permit) => {
-                    self.permit = Some(permit);
-                    return Poll::Ready(true);
-                }
-                Err(TryAcquireError::NoPermits) => {
-                    self.acquiring = Some(Box::pin(Arc::clone(&self.limit).acquire_owned()));
-                }
-                Err(TryAcquireError::Closed) => return Poll::Ready(false),
-            }
+            self.acquiring = Some(Box::pin(self.slots.acquire(self.tier)));
         }
         let Some(acquiring) = self.acquiring.as_mut() else {
             return Poll::Pending;
         };
-        let outcome = std::task::ready!(acquiring.as_mut().poll(cx));
+        let slot = std::task::ready!(acquiring.as_mut().poll(cx));
         self.acquiring = None;
-        self.permit = outcome.ok();
-        Poll::Ready(self.permit.is_some())
+        Poll::Ready(slot)
     }
 }
 
-impl<B, Args> Backend for Gated<B>
+impl<B, Args> Backend for Gated<B, Task<Args>>
 where
     B: Backend<Task = Task<Args>>,
 {
@@ -105,22 +98,18 @@ where
         cx: &mut Context<'_>,
         worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        // The limit is never closed while workers run.
-        if !std::task::ready!(self.poll_permit(cx)) {
-            return Poll::Ready(None);
-        }
-        match self.inner.poll_next(cx, worker) {
-            Poll::Ready(Some(Ok(mut task))) => {
-                let permit = Permit(Arc::new(Mutex::new(self.permit.take())));
-                task.inject_data(permit);
-                Poll::Ready(Some(Ok(task)))
-            }
-            other => {
-                // Nothing to run yet: let a tier with work have the slot meanwhile.
-                self.permit = None;
-                other
+        if self.next.is_none() {
+            match std::task::ready!(self.inner.poll_next(cx, worker)) {
+                Some(Ok(task)) => self.next = Some(task),
+                other => return Poll::Ready(other),
             }
         }
+        let slot = std::task::ready!(self.poll_slot(cx));
+        let Some(mut task) = self.next.take() else {
+            return Poll::Pending;
+        };
+        task.inject_data(Permit(Arc::new(Mutex::new(Some(slot)))));
+        Poll::Ready(Some(Ok(task)))
     }
 
     fn poll_close(
@@ -128,14 +117,16 @@ where
         cx: &mut Context<'_>,
         worker: &WorkerContext,
     ) -> Poll<Result<(), Self::Error>> {
-        self.permit = None;
+        // A message still waiting for a slot is dropped unrun: it stays in Redis's in-flight set
+        // and is dispatched again by the reconciler.
+        self.next = None;
         self.acquiring = None;
         self.inner.poll_close(cx, worker)
     }
 }
 
-apalis_core::delegate_config!(Gated<B>, inner);
-apalis_core::delegate_codec!(Gated<B>, inner);
+apalis_core::delegate_config!(Gated<B, T>, inner);
+apalis_core::delegate_codec!(Gated<B, T>, inner);
 
 /// Runs one delivered message. Outcomes live in PostgreSQL, so the message is always acked.
 ///
@@ -166,10 +157,12 @@ pub(crate) struct Consumers {
     stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Starts consuming every tier's queue, at most `worker.config.worker.concurrency` jobs at once.
+/// Starts consuming every tier's queue, at most `worker.config.worker.concurrency` jobs at once,
+/// shared by the tiers' weights.
 pub(crate) fn start(worker: &Arc<Worker>) -> Consumers {
     let concurrency = worker.config.worker.concurrency.max(1);
-    let limit = Arc::new(Semaphore::new(concurrency));
+    let tiers = &worker.config.tiers;
+    let limit = Slots::new(concurrency, |tier| tiers.quota(tier).weight);
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut current = Vec::new();
@@ -195,7 +188,7 @@ pub(crate) fn start(worker: &Arc<Worker>) -> Consumers {
 async fn supervise(
     worker: Arc<Worker>,
     tier: Tier,
-    limit: Arc<Semaphore>,
+    limit: Arc<Slots>,
     current: Arc<Mutex<Option<WorkerContext>>>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
 ) {
@@ -213,6 +206,7 @@ async fn supervise(
         let config = storage.get_config().clone().batch_size(batch);
         let backend = Gated::new(
             storage.with_config(config).poll_with_interval(POLL_EVERY),
+            tier,
             Arc::clone(&limit),
         );
         let consumer = WorkerBuilder::new(&context)

@@ -23,6 +23,7 @@ mod engine_pool;
 mod http;
 mod jobs;
 mod reconciler;
+mod slots;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use prometheus::Registry;
 use strata_core::metrics::JobMetrics;
 use strata_core::queue::{QueueError, Queues};
+use strata_core::store::WorkerInfo;
 use strata_core::{Config, Store, Tier};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
@@ -41,9 +43,6 @@ use crate::bars::BarsCache;
 use crate::engine_pool::EnginePool;
 use crate::jobs::{Running, Stop};
 
-/// How long running jobs may go on after a shutdown begins, before they are stopped and handed
-/// back to the queue.
-const GRACE: Duration = Duration::from_secs(10);
 /// How long stopped jobs get to hand themselves back.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
@@ -102,7 +101,8 @@ impl Worker {
 }
 
 /// Runs a worker until `shutdown` completes: then it stops fetching jobs, lets running jobs
-/// finish for a grace period (10 s), hands the rest back to the queue and returns.
+/// finish for a grace period (`worker.grace_secs`), hands the rest back to the queue and
+/// returns.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -115,8 +115,25 @@ pub async fn run(
     let registry = Registry::new();
     let metrics = JobMetrics::register(&registry)?;
     let engine = EnginePool::new(config.worker.threads)?;
+    let host = host_name();
+    let id = format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..4]
+    );
+    let info = WorkerInfo {
+        id: id.clone(),
+        host,
+        pid: std::process::id() as i32,
+        concurrency: config.worker.concurrency as i32,
+        threads: engine.threads() as i32,
+    };
+    // The admin view lists workers; a worker that cannot say so still runs jobs.
+    if let Err(e) = store.register_worker(&info).await {
+        warn!(error = %e, "cannot record this worker in the workers table");
+    }
     let worker = Arc::new(Worker {
-        id: worker_id(),
+        id,
         store,
         queues,
         registry,
@@ -151,13 +168,14 @@ pub async fn run(
     let consumers = consumer::start(&worker);
 
     shutdown.await;
+    let grace = Duration::from_secs(worker.config.worker.grace_secs);
     info!(
         running = worker.running.len(),
         "shutting down: no new jobs; running jobs have {} s to finish",
-        GRACE.as_secs()
+        grace.as_secs()
     );
     consumers.stop().await;
-    if !consumers.wait(GRACE).await {
+    if !consumers.wait(grace).await {
         let stopping = worker.running.stop_all(Stop::Shutdown);
         warn!(
             jobs = stopping,
@@ -175,19 +193,21 @@ pub async fn run(
     {
         let _ = task.await;
     }
+    if let Err(e) = worker.store.worker_seen(&worker.id, 0, true).await {
+        warn!(error = %e, "cannot record this worker's stop in the workers table");
+    }
     worker.store.pool.close().await;
     info!(worker_id = %worker.id, "worker stopped");
     Ok(())
 }
 
-/// `host-pid-xxxx`: tells an operator which machine and process ran a job.
-fn worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
+/// The machine's name, for worker ids (`host-pid-xxxx`) that tell an operator which machine
+/// and process ran a job.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_owned());
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &suffix[..4])
+        .unwrap_or_else(|| "worker".to_owned())
 }

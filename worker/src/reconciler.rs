@@ -3,8 +3,9 @@
 //!
 //! - A queued job handed to Redis long ago that no worker started (Redis was flushed, or the
 //!   worker holding it died) is handed over again.
-//! - A running job whose heartbeat went stale (its worker died) is queued again, or failed
-//!   once it has used its attempts.
+//! - A running job whose heartbeat is older than its lease (its worker died) is queued again
+//!   after a backoff, or failed once it has used its attempts.
+//! - This worker's row in `workers` is marked seen, for the admin view.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::Worker;
 /// Runs a pass now and then until `stop` turns true.
 pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
     let w = &worker.config.worker;
-    let shortest = w.stale_after_secs.min(w.redispatch_after_secs).max(1);
+    let shortest = w.lease_secs.min(w.redispatch_after_secs).max(1);
     let every = (Duration::from_secs(shortest) / 2)
         .clamp(Duration::from_millis(500), Duration::from_secs(5));
     let mut ticks = tokio::time::interval(every);
@@ -38,8 +39,9 @@ async fn pass(worker: &Worker) {
         .store
         .reconcile(
             Duration::from_secs(w.redispatch_after_secs),
-            Duration::from_secs(w.stale_after_secs),
+            Duration::from_secs(w.lease_secs),
             w.max_attempts,
+            Duration::from_secs(w.retry_backoff_secs),
         )
         .await
     {
@@ -60,7 +62,7 @@ async fn pass(worker: &Worker) {
                 match job.status.as_str() {
                     "queued" => warn!(
                         worker = dead,
-                        "its worker stopped sending heartbeats: queued to run again"
+                        "its worker stopped sending heartbeats: queued to run again after a backoff"
                     ),
                     "failed" => warn!(
                         worker = dead,
@@ -74,6 +76,13 @@ async fn pass(worker: &Worker) {
             }
         }
         Err(e) => warn!(error = %e, "reconciling failed; trying again shortly"),
+    }
+    if let Err(e) = worker
+        .store
+        .worker_seen(&worker.id, worker.running.len(), false)
+        .await
+    {
+        debug!(error = %e, "cannot mark this worker seen");
     }
     worker
         .metrics

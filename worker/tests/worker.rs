@@ -92,11 +92,24 @@ impl Setup {
 
     /// Stores a job the way the api does (it is then `queued`, not yet in Redis).
     async fn submit(&self, kind: JobKind, spec: Value, data_path: &str) -> Uuid {
+        self.submit_as(OWNER, Tier::Pro, kind, spec, data_path)
+            .await
+    }
+
+    /// [`Setup::submit`] for another user or tier.
+    async fn submit_as(
+        &self,
+        owner: &str,
+        tier: Tier,
+        kind: JobKind,
+        spec: Value,
+        data_path: &str,
+    ) -> Uuid {
         let submitted = self
             .store()
             .submit(NewJob {
-                owner: OWNER.to_owned(),
-                tier: Tier::Pro,
+                owner: owner.to_owned(),
+                tier,
                 kind,
                 spec,
                 data_path: data_path.to_owned(),
@@ -452,7 +465,7 @@ async fn the_dispatcher_keeps_at_most_window_jobs_in_redis() {
 async fn a_job_whose_worker_died_is_run_again() {
     let setup = Setup::new().await;
     let mut config = setup.config();
-    config.worker.stale_after_secs = 2;
+    config.worker.lease_secs = 2;
     config.worker.threads = 1;
     let spec = json!({
         "data": {"dataset": "long"},
@@ -499,7 +512,7 @@ async fn a_job_whose_worker_died_is_run_again() {
 async fn a_job_whose_workers_keep_dying_fails_after_its_attempts() {
     let setup = Setup::new().await;
     let mut config = setup.config();
-    config.worker.stale_after_secs = 1;
+    config.worker.lease_secs = 1;
     config.worker.max_attempts = 3;
     let id = setup
         .submit(JobKind::Backtest, backtest_spec(), &setup.goog())
@@ -845,5 +858,227 @@ async fn a_burst_of_20000_jobs_drains_through_two_workers() {
 
     first.stop().await;
     second.stop().await;
+    setup.cleanup().await;
+}
+
+/// The jobs started so far, in the order workers started them: (tier, owner) of each.
+async fn start_order(setup: &Setup) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT tier, owner FROM jobs WHERE started_at IS NOT NULL ORDER BY started_at, id",
+    )
+    .fetch_all(&setup.store().pool)
+    .await
+    .unwrap()
+}
+
+async fn wait_all_finished(setup: &Setup, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let (open,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+                .fetch_one(&setup.store().pool)
+                .await
+                .unwrap();
+        if open == 0 {
+            return;
+        }
+        assert!(started.elapsed() < limit, "{open} jobs still open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_tier_waiting_starts_follow_the_weights() {
+    let setup = Setup::new().await;
+    let goog = setup.goog();
+    // Every tier has more waiting than the starts counted below can take.
+    for tier in [Tier::Basic, Tier::Pro, Tier::Elite] {
+        for _ in 0..150 {
+            setup
+                .submit_as(
+                    tier.as_str(),
+                    tier,
+                    JobKind::Sweep,
+                    small_sweep_spec(),
+                    &goog,
+                )
+                .await;
+        }
+    }
+    let mut config = setup.config();
+    config.worker.concurrency = 2;
+    config.worker.threads = 1;
+    let worker = start(config);
+    wait_all_finished(&setup, Duration::from_secs(120)).await;
+    worker.stop().await;
+
+    let order = start_order(&setup).await;
+    // Counted from when every tier's consumer has found its queue: before that, whoever
+    // polls first runs.
+    let warm = ["elite", "pro", "basic"]
+        .iter()
+        .map(|tier| order.iter().position(|(t, _)| t == tier).unwrap())
+        .max()
+        .unwrap();
+    let counted: Vec<&str> = order[warm..warm + 100]
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let count = |tier: &str| counted.iter().filter(|t| **t == tier).count();
+    let (elite, pro, basic) = (count("elite"), count("pro"), count("basic"));
+    eprintln!("100 starts from start {warm}: elite {elite}, pro {pro}, basic {basic}");
+    // 6 : 3 : 1 would be 60, 30, 10.
+    assert!(
+        (50..=70).contains(&elite),
+        "elite {elite}, pro {pro}, basic {basic}"
+    );
+    assert!(
+        (20..=40).contains(&pro),
+        "elite {elite}, pro {pro}, basic {basic}"
+    );
+    assert!(
+        (4..=16).contains(&basic),
+        "elite {elite}, pro {pro}, basic {basic}"
+    );
+    setup.cleanup().await;
+}
+
+/// A sweep of 20 sets on GOOG: a few milliseconds.
+fn small_sweep_spec() -> Value {
+    json!({
+        "data": {"dataset": "GOOG"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": "2:21:1", "slow": [50]},
+        "objective": "sharpe"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_flood_does_not_hold_back_another_users_first_job() {
+    let setup = Setup::new().await;
+    let goog = setup.goog();
+    let mut config = setup.config();
+    config.worker.concurrency = 1;
+    config.worker.threads = 1;
+    config.worker.window = 10;
+    for _ in 0..300 {
+        setup
+            .submit_as(
+                "flood",
+                Tier::Basic,
+                JobKind::Sweep,
+                small_sweep_spec(),
+                &goog,
+            )
+            .await;
+    }
+    let worker = start(config);
+    // The flood is under way when the second user's job arrives.
+    while start_order(&setup).await.len() < 5 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = setup
+        .submit_as("bob", Tier::Basic, JobKind::Backtest, tiny_spec(), &goog)
+        .await;
+    let before: Vec<(String, String)> = start_order(&setup).await;
+    let flood_done_before = before.iter().filter(|(_, owner)| owner == "flood").count();
+    wait_all_finished(&setup, Duration::from_secs(120)).await;
+    worker.stop().await;
+
+    let order = start_order(&setup).await;
+    let position = order.iter().position(|(_, owner)| owner == "bob").unwrap();
+    eprintln!("bob's job started {position}th; {flood_done_before} flood jobs had started");
+    // Ahead of bob's job: what had started when he submitted, plus at most the window (jobs
+    // already in Redis) and what the worker holds (its fetched batch, a message waiting for a
+    // slot, the running job); without per-user turns it would start after all 300.
+    assert!(
+        position <= flood_done_before + 2 * 10,
+        "bob's job started {position}th; {flood_done_before} flood jobs had started when he submitted"
+    );
+    assert!(
+        flood_done_before < 250,
+        "the flood ran too fast for the check: {flood_done_before} of 300 had started"
+    );
+    let job = setup.store().job("bob", id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_failure_runs_again_after_a_backoff_then_gives_up_with_the_last_error() {
+    use strata_core::store::Retry;
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let goog = setup.goog();
+    let backoff = Duration::from_secs(1);
+
+    // A first attempt that hit a disk hiccup: queued again, not before the backoff.
+    let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    store.claim(id, "host-1-a").await.unwrap().unwrap();
+    let retry = store
+        .retry_later(
+            id,
+            "host-1-a",
+            "cannot read the file: timed out",
+            backoff,
+            3,
+        )
+        .await
+        .unwrap();
+    let Some(Retry::After(wait)) = retry else {
+        panic!("not retried: {retry:?}")
+    };
+    assert!(
+        wait > Duration::from_millis(800) && wait <= backoff,
+        "{wait:?}"
+    );
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("attempt 1: cannot read the file: timed out")
+    );
+    // A worker does not start it before its time, then runs it to success.
+    let worker = start(setup.config());
+    let job = setup.wait_finished(id, Duration::from_secs(20)).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.error, None);
+    let (waited,): (bool,) =
+        sqlx::query_as("SELECT started_at >= run_after FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert!(waited, "the job started before its backoff was over");
+    worker.stop().await;
+
+    // The second wait doubles; the third failure of three attempts is final.
+    let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    for attempt in 1..=3 {
+        sqlx::query("UPDATE jobs SET run_after = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.claim(id, "host-1-a").await.unwrap().unwrap();
+        let retry = store
+            .retry_later(id, "host-1-a", &format!("hiccup {attempt}"), backoff, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        match (attempt, retry) {
+            (1, Retry::After(wait)) => assert!(wait <= backoff, "{wait:?}"),
+            (2, Retry::After(wait)) => assert!(wait > backoff, "{wait:?}"),
+            (3, Retry::GaveUp) => {}
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("gave up after 3 attempts; the last: hiccup 3")
+    );
     setup.cleanup().await;
 }

@@ -43,12 +43,13 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let value = json_body(&headers, &body)?;
     let spec = parse_backtest(&value)?;
-    spec.plan()?;
+    let plan = spec.plan()?;
     let dataset = spec.data.dataset.clone().unwrap_or_default();
     let job = Validated {
         kind: JobKind::Backtest,
         spec: value,
         dataset,
+        load: plan.load,
     };
     submit(&ctx, &user, request_id, &headers, job).await
 }

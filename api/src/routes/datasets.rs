@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use engine::data::{self, Bars, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use strata_core::datasets::{bundled, bundled_all, upload_path};
+use strata_core::datasets::{bundled, bundled_all, locate, upload_path};
 use strata_core::store::{Dataset, NewDataset};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -125,18 +125,43 @@ async fn bundled_views(ctx: &ApiContext) -> ApiResult<&Vec<DatasetView>> {
         .await
 }
 
-/// The data file a spec's `data.dataset` names for this user: their upload (by name or id),
+/// The data set a spec names, found.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The name (or id) the spec gave.
+    pub name: String,
+    /// The file, as a job's `data_path` stores it.
+    pub data_path: String,
+    /// All its bars, first and last time; `None` for a bundled file that cannot be described
+    /// (the job will fail on it, and counting its bars says why).
+    pub extent: Option<(i64, DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// The data set a spec's `data.dataset` names for this user: their upload (by name or id),
 /// else a bundled example. Unknown names are a 422 on `data.dataset`.
-pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<String> {
+pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Resolved> {
     let own = match Uuid::parse_str(name) {
         Ok(id) => ctx.store.dataset(owner, id).await?,
         Err(_) => ctx.store.dataset_named(owner, name).await?,
     };
     if let Some(dataset) = own {
-        return Ok(dataset.path);
+        return Ok(Resolved {
+            name: name.to_owned(),
+            data_path: dataset.path,
+            extent: Some((dataset.bars, dataset.first_time, dataset.last_time)),
+        });
     }
     if let Some(path) = bundled(&ctx.config, name) {
-        return Ok(path);
+        let extent = bundled_views(ctx)
+            .await?
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| (d.bars, d.first_time, d.last_time));
+        return Ok(Resolved {
+            name: name.to_owned(),
+            data_path: path,
+            extent,
+        });
     }
     let mut known: Vec<String> = ctx
         .store
@@ -153,6 +178,45 @@ pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Str
             known.join(", ")
         ),
     ))
+}
+
+/// How many bars a job on `data` runs on once `load` (its `start`, `end` and timeframe) is
+/// applied, for checking against `limit`. A data set within the limit as a whole, or one the
+/// job takes whole, is not read: a range and a coarser timeframe only ever take bars away.
+/// Otherwise the file is read exactly as the worker will read it; a range with no bars in it
+/// is then a 422 on `data` (the job could only fail).
+pub async fn bars_for_job(
+    ctx: &ApiContext,
+    data: &Resolved,
+    load: &LoadOptions,
+    limit: u64,
+) -> ApiResult<u64> {
+    if let Some((bars, first, last)) = data.extent {
+        let bars = u64::try_from(bars).unwrap_or(0);
+        let nanos = |t: DateTime<Utc>| t.timestamp_nanos_opt();
+        let whole = load.timeframe.is_none()
+            && load
+                .start
+                .is_none_or(|s| nanos(first).is_some_and(|f| s <= f))
+            && load.end.is_none_or(|e| nanos(last).is_some_and(|l| e >= l));
+        if bars <= limit || whole {
+            return Ok(bars);
+        }
+    }
+    let path = locate(&ctx.config, &data.data_path);
+    let load = load.clone();
+    let name = data.name.clone();
+    tokio::task::spawn_blocking(move || {
+        data::load(&path, &load)
+            .map(|bars| bars.len() as u64)
+            .map_err(|e| {
+                // The server's paths are not the user's business: name the data set instead.
+                let message = e.to_string().replace(&path.display().to_string(), &name);
+                ApiError::field("data", message)
+            })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("counting bars: {e}")))?
 }
 
 /// Lists the caller's uploads, then the bundled examples.

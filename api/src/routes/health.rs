@@ -1,6 +1,7 @@
 //! Health: liveness, readiness (PostgreSQL and Redis reachable) and a per-component report.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -41,8 +42,30 @@ pub struct Health {
     components: BTreeMap<&'static str, Component>,
 }
 
+/// How long a dependency may take to answer a health check before it counts as down: a probe
+/// must get its answer well within the usual few seconds, even while PostgreSQL refuses
+/// connections and the pool keeps retrying.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `probe`'s answer, or why there is none within [`CHECK_TIMEOUT`].
+async fn within<T, E: std::fmt::Display>(
+    what: &str,
+    probe: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer from {what} within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 async fn check(ctx: &ApiContext) -> Health {
-    let (db, redis) = tokio::join!(ctx.store.ping(), ctx.queues.ping());
+    let (db, redis) = tokio::join!(
+        within("PostgreSQL", ctx.store.ping()),
+        within("Redis", ctx.queues.ping()),
+    );
     let component = |result: Result<std::time::Duration, String>| match result {
         Ok(latency) => Component {
             status: "up",
@@ -56,8 +79,8 @@ async fn check(ctx: &ApiContext) -> Health {
         },
     };
     let mut components = BTreeMap::new();
-    components.insert("postgres", component(db.map_err(|e| e.to_string())));
-    components.insert("redis", component(redis.map_err(|e| e.to_string())));
+    components.insert("postgres", component(db));
+    components.insert("redis", component(redis));
     let up = components.values().all(|c| c.status == "up");
     Health {
         status: if up { "ok" } else { "unavailable" },
@@ -88,6 +111,10 @@ fn answer(health: Health) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER),
     );
     response
 }

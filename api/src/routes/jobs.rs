@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use engine::data::LoadOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -37,6 +38,8 @@ pub struct Validated {
     pub spec: Value,
     /// The data set's name as the spec gives it.
     pub dataset: String,
+    /// The spec's range and timeframe, to count the bars the job runs on.
+    pub load: LoadOptions,
 }
 
 /// Reads a JSON request body, refusing other content types and naming where the JSON breaks.
@@ -68,7 +71,8 @@ pub async fn submit(
     headers: &HeaderMap,
     job: Validated,
 ) -> ApiResult<Response> {
-    let data_path = super::datasets::resolve(ctx, &user.sub, &job.dataset).await?;
+    let data = super::datasets::resolve(ctx, &user.sub, &job.dataset).await?;
+    crate::quota::check_bars(ctx, user, &data, &job.load).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -89,18 +93,18 @@ pub async fn submit(
     if !replay {
         crate::quota::check_submission(ctx, user).await?;
     }
-    let submitted = ctx
-        .store
-        .submit(NewJob {
-            owner: user.sub.clone(),
-            tier: user.tier,
-            kind: job.kind,
-            spec: job.spec,
-            data_path,
-            request_id: Some(request_id.0),
-            idempotency_key,
-        })
-        .await?;
+    // The store counts active jobs and inserts under one per-user lock.
+    let active_limit = ctx.config.tiers.quota(user.tier).active_jobs;
+    let new = NewJob {
+        owner: user.sub.clone(),
+        tier: user.tier,
+        kind: job.kind,
+        spec: job.spec,
+        data_path: data.data_path,
+        request_id: Some(request_id.0),
+        idempotency_key,
+    };
+    let submitted = ctx.store.submit_within(new, active_limit).await?;
     let (job, replayed) = match submitted {
         Submitted::Created(job) => {
             ctx.metrics
@@ -116,6 +120,9 @@ pub async fn submit(
                 code: "idempotency_key_reused",
                 detail: "this Idempotency-Key was already used for a different request".into(),
             })
+        }
+        Submitted::TooManyActive(limit) => {
+            return Err(crate::quota::too_many_active_jobs(ctx, user, limit))
         }
     };
     let location = format!("/v1/jobs/{}", job.id);

@@ -1,5 +1,6 @@
 //! Every route, one module per resource; `router` merges them.
 
+pub mod admin;
 pub mod backtests;
 pub mod datasets;
 pub mod health;
@@ -23,6 +24,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(datasets::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(admin::router())
         // The documentation page is served from the binary: it works with no internet.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }
@@ -51,6 +53,8 @@ pub fn router() -> Router<ApiContext> {
         health::ready,
         health::health,
         metrics::metrics,
+        admin::queues,
+        admin::retry,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -58,6 +62,7 @@ pub fn router() -> Router<ApiContext> {
         (name = "jobs", description = "Backtests and sweeps: submit, follow, cancel, read results"),
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
+        (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, retries"),
     )
 )]
 pub struct ApiDoc;

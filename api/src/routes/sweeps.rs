@@ -52,6 +52,7 @@ pub async fn create(
         kind: JobKind::Sweep,
         spec: value,
         dataset,
+        load: plan.load,
     };
     submit(&ctx, &user, request_id, &headers, job).await
 }

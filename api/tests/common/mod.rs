@@ -43,12 +43,32 @@ async fn spawn(with_worker: bool, tweak: impl FnOnce(&mut strata_core::Config)) 
     let env = TestEnv::new(data_dir.path()).await;
     let mut config = env.config.clone();
     tweak(&mut config);
-    let ctx = strata_api::ApiContext::connect(config.clone())
+    let (address, stop_api) = serve_api(config.clone()).await;
+    let mut app = TestApp {
+        address,
+        client: Client::new(),
+        env: Some(env),
+        config,
+        _data_dir: data_dir,
+        stop_api: Some(stop_api),
+        stop_worker: None,
+        worker: None,
+    };
+    if with_worker {
+        app.start_worker();
+    }
+    app
+}
+
+/// Another api on a port of its own with `config` (give it a `TestApp`'s for a second replica
+/// on the same database and Redis prefix); it serves until the sender is used or dropped.
+pub async fn serve_api(config: strata_core::Config) -> (String, oneshot::Sender<()>) {
+    let ctx = strata_api::ApiContext::connect(config)
         .await
         .expect("api context");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_api, stopped) = oneshot::channel::<()>();
+    let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         strata_api::serve(ctx, listener, async {
             let _ = stopped.await;
@@ -56,9 +76,21 @@ async fn spawn(with_worker: bool, tweak: impl FnOnce(&mut strata_core::Config)) 
         .await
         .expect("api serves");
     });
-    let (stop_worker, worker) = if with_worker {
+    (address, stop)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Starts a worker in this process (once): queued jobs run from now on.
+    pub fn start_worker(&mut self) {
+        if self.worker.is_some() {
+            return;
+        }
         let (tx, rx) = oneshot::channel::<()>();
-        let mut worker_config = config.clone();
+        let mut worker_config = self.config.clone();
         worker_config.worker.concurrency = 4;
         worker_config.worker.threads = 2;
         let handle = tokio::spawn(async move {
@@ -68,25 +100,13 @@ async fn spawn(with_worker: bool, tweak: impl FnOnce(&mut strata_core::Config)) 
             .await
             .expect("worker runs");
         });
-        (Some(tx), Some(handle))
-    } else {
-        (None, None)
-    };
-    TestApp {
-        address,
-        client: Client::new(),
-        env: Some(env),
-        config,
-        _data_dir: data_dir,
-        stop_api: Some(stop_api),
-        stop_worker,
-        worker,
+        self.stop_worker = Some(tx);
+        self.worker = Some(handle);
     }
-}
 
-impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
+    /// An operator's token (the `admin` claim).
+    pub fn admin_token(&self, sub: &str) -> String {
+        issue_token(TEST_SECRET, sub, Tier::Elite, 3600, true).unwrap()
     }
 
     pub fn token(&self, sub: &str, tier: Tier) -> String {

@@ -12,6 +12,10 @@ use crate::tier::Tier;
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, tier, progress, attempts, error, \
      request_id, created_at, started_at, finished_at, cancel_requested";
 
+/// Key of the transaction-level advisory lock under which a user's active jobs are counted and
+/// their new job inserted (first half of the two-int key; the second is `hashtext(owner)`).
+const ACTIVE_JOBS_LOCK: i32 = 0x5354_4a42; // "STJB"
+
 /// A job to store, already validated.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -40,6 +44,8 @@ pub enum Submitted {
     Replayed(Job),
     /// The key was used before with a different request.
     KeyReused,
+    /// The owner already has this many jobs queued or running: nothing was stored.
+    TooManyActive(u64),
 }
 
 /// Which jobs to list, newest first.
@@ -78,6 +84,42 @@ pub enum CancelOutcome {
 impl Store {
     /// Stores a job as `queued` (the dispatcher hands it to Redis), honouring the idempotency key.
     pub async fn submit(&self, job: NewJob) -> Result<Submitted, StoreError> {
+        self.submit_within(job, None).await
+    }
+
+    /// Stores a job as [`Store::submit`] does, unless its owner already has `active_limit` jobs
+    /// queued or running. The count and the insert happen under a per-owner lock, so two
+    /// submissions of one user at the same moment cannot both take the last place. A replay of
+    /// an `Idempotency-Key` is not a new job and is never refused.
+    pub async fn submit_within(
+        &self,
+        job: NewJob,
+        active_limit: Option<u64>,
+    ) -> Result<Submitted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(limit) = active_limit {
+            // Held until commit or rollback; other owners are not held up.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(ACTIVE_JOBS_LOCK)
+                .bind(&job.owner)
+                .execute(&mut *tx)
+                .await?;
+            let (active, replay): (i64, bool) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs
+                            WHERE owner = $1 AND status IN ('queued', 'running') LIMIT $2) AS a),
+                        $3::text IS NOT NULL AND EXISTS (
+                            SELECT 1 FROM jobs WHERE owner = $1 AND idempotency_key = $3)",
+            )
+            .bind(&job.owner)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(&job.idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !replay && active as u64 >= limit {
+                tx.rollback().await?;
+                return Ok(Submitted::TooManyActive(limit));
+            }
+        }
         let id = Uuid::now_v7();
         let inserted: Option<Job> = sqlx::query_as(&format!(
             "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, idempotency_key)
@@ -93,8 +135,9 @@ impl Store {
         .bind(&job.data_path)
         .bind(&job.request_id)
         .bind(&job.idempotency_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(job) = inserted {
             return Ok(Submitted::Created(job));
         }
@@ -111,19 +154,6 @@ impl Store {
         }
         let first = self.job(&job.owner, first_id).await?;
         Ok(first.map_or(Submitted::KeyReused, Submitted::Replayed))
-    }
-
-    /// How many of a user's jobs are queued or running, counting no further than `at_most`.
-    pub async fn active_jobs(&self, owner: &str, at_most: u64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM jobs
-             WHERE owner = $1 AND status IN ('queued', 'running') LIMIT $2) AS active",
-        )
-        .bind(owner)
-        .bind(i64::try_from(at_most).unwrap_or(i64::MAX))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n as u64)
     }
 
     /// True when the user already submitted a job with this `Idempotency-Key`.

@@ -1,5 +1,6 @@
 //! The PostgreSQL store: the source of truth for data sets, jobs and results.
 
+mod admin;
 mod datasets;
 mod jobs;
 mod worker;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+pub use admin::{RetryOutcome, RunningJob, TierLoad, WorkerSeen};
 pub use datasets::{Dataset, NewDataset};
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
 pub use worker::*;
@@ -26,6 +28,30 @@ pub struct Store {
 /// A database error, with the statement's context.
 pub type StoreError = sqlx::Error;
 
+/// How long a query waits for a connection. While PostgreSQL is down every new connection is
+/// refused and sqlx keeps trying until then: short, so the api answers 503 in seconds rather
+/// than holding requests, and recovers as soon as a connection succeeds again.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// True when `error` means PostgreSQL cannot be reached or is not accepting work right now
+/// (refused, reset, timed out, shutting down, out of connections): a retry later may succeed.
+/// Any other error is the statement's own.
+pub fn is_unavailable(error: &StoreError) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01-03: the server is shutting down or starting;
+        // 53300: too many connections.
+        sqlx::Error::Database(e) => e.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl Store {
     /// Connects with at most `connections` connections; fails fast when PostgreSQL is down.
     pub async fn connect(url: &str, connections: u32) -> Result<Store, StoreError> {
@@ -38,7 +64,7 @@ impl Store {
         probe.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         Ok(Store { pool })

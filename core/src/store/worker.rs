@@ -60,6 +60,42 @@ pub struct Recovered {
     pub worker_id: Option<String>,
 }
 
+/// A worker process, as the admin view lists it.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// `host-pid-xxxx`, as in `jobs.worker_id`.
+    pub id: String,
+    /// The machine.
+    pub host: String,
+    /// The process.
+    pub pid: i32,
+    /// Jobs it runs at once.
+    pub concurrency: i32,
+    /// Its engine threads.
+    pub threads: i32,
+}
+
+/// What [`Store::retry_later`] did with a job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retry {
+    /// Queued again, to be dispatched after this wait.
+    After(Duration),
+    /// Out of attempts: failed for good.
+    GaveUp,
+}
+
+/// The longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// SQL for the wait before the next attempt of a job that has had `attempts`: `seconds` (a
+/// parameter), doubled per attempt after the first, at most [`MAX_BACKOFF`].
+fn backoff_sql(seconds: &str) -> String {
+    format!(
+        "make_interval(secs => least({seconds} * power(2, greatest(attempts - 1, 0)), {}))",
+        MAX_BACKOFF.as_secs()
+    )
+}
+
 /// What one reconciler pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
@@ -136,7 +172,8 @@ impl Store {
         // of the outer statement tells whether the status changed.
         let row: Option<(Uuid,)> = sqlx::query_as(
             "WITH done AS (
-                 UPDATE jobs SET status = 'succeeded', progress = 1, finished_at = now()
+                 UPDATE jobs SET status = 'succeeded', progress = 1, finished_at = now(),
+                        error = NULL
                  WHERE id = $1 AND status = 'running' AND worker_id = $2
                  RETURNING id
              )
@@ -165,6 +202,45 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// After a failure for a passing reason (`error`): queues the job again, to be dispatched
+    /// no sooner than the backoff for its attempts (`backoff`, doubled per attempt after the
+    /// first, at most [`MAX_BACKOFF`]); or, once it has had `max_attempts`, fails it for good
+    /// with the last error. `None` when it was no longer running on this worker.
+    pub async fn retry_later(
+        &self,
+        id: Uuid,
+        worker_id: &str,
+        error: &str,
+        backoff: Duration,
+        max_attempts: i32,
+    ) -> Result<Option<Retry>, StoreError> {
+        let row: Option<(String, Option<f64>)> = sqlx::query_as(&format!(
+            "UPDATE jobs SET
+                 status = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'queued' END,
+                 error = CASE WHEN attempts >= $4
+                     THEN format('gave up after %s attempts; the last: %s', attempts, $3::text)
+                     ELSE format('attempt %s: %s', attempts, $3::text) END,
+                 finished_at = CASE WHEN attempts >= $4 THEN now() END,
+                 run_after = CASE WHEN attempts < $4 THEN now() + {} END,
+                 worker_id = NULL, heartbeat_at = NULL, dispatched_at = NULL,
+                 progress = CASE WHEN attempts >= $4 THEN progress ELSE 0 END
+             WHERE id = $1 AND status = 'running' AND worker_id = $2
+             RETURNING status, extract(epoch FROM run_after - now())::float8",
+            backoff_sql("$5")
+        ))
+        .bind(id)
+        .bind(worker_id)
+        .bind(error)
+        .bind(max_attempts)
+        .bind(backoff.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(status, wait)| match (status.as_str(), wait) {
+            ("queued", Some(secs)) => Retry::After(Duration::from_secs_f64(secs.max(0.0))),
+            _ => Retry::GaveUp,
+        }))
     }
 
     /// Marks the job cancelled (it stopped at its owner's request); `false` when it was no
@@ -196,6 +272,44 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records a worker process as started (the admin view lists workers).
+    pub async fn register_worker(&self, worker: &WorkerInfo) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, concurrency, threads)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET seen_at = now(), stopped_at = NULL",
+        )
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(worker.pid)
+        .bind(worker.concurrency)
+        .bind(worker.threads)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that the worker is alive with `running` jobs (each reconciler pass); a clean
+    /// shutdown passes `stopped`.
+    pub async fn worker_seen(
+        &self,
+        id: &str,
+        running: usize,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE workers SET seen_at = now(), running = $2,
+                    stopped_at = CASE WHEN $3 THEN now() END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(running as i32)
+        .bind(stopped)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Starts filling the tier's queue: `None` when another dispatcher is at it right now.
     pub async fn begin_dispatch(&self, tier: Tier) -> Result<Option<Dispatch>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -217,13 +331,15 @@ impl Store {
 
     /// One reconciler pass: re-dispatches queued jobs handed to Redis more than
     /// `redispatch_after` ago that no worker started (Redis lost them, or a worker died holding
-    /// them), and takes back running jobs whose heartbeat is older than `stale_after` (their
-    /// worker died): queued again, or failed once they have had `max_attempts` attempts.
+    /// them), and takes back running jobs whose heartbeat is older than `lease` (their worker
+    /// died): queued again after the backoff for their attempts (`backoff`, doubled per
+    /// attempt), or failed once they have had `max_attempts` attempts.
     pub async fn reconcile(
         &self,
         redispatch_after: Duration,
-        stale_after: Duration,
+        lease: Duration,
         max_attempts: i32,
+        backoff: Duration,
     ) -> Result<Reconciled, StoreError> {
         let redispatched = sqlx::query(
             "UPDATE jobs SET dispatched_at = NULL
@@ -235,41 +351,48 @@ impl Store {
         .await?
         .rows_affected();
         // Every right-hand side sees the row as it was before this update.
-        let recovered: Vec<(Uuid, Option<String>, String, Option<String>)> = sqlx::query_as(
-            "WITH stale AS (
-                 SELECT id, worker_id FROM jobs
-                 WHERE status = 'running'
-                   AND heartbeat_at < now() - make_interval(secs => $1)
-                 FOR UPDATE SKIP LOCKED
-             )
-             UPDATE jobs SET
-                 status = CASE
-                     WHEN jobs.cancel_requested THEN 'cancelled'
-                     WHEN jobs.attempts >= $2 THEN 'failed'
-                     ELSE 'queued' END,
-                 error = CASE
-                     WHEN jobs.cancel_requested THEN jobs.error
-                     WHEN jobs.attempts >= $2 THEN format(
-                         'gave up after %s attempts: the worker running it (%s) stopped '
-                         'sending heartbeats each time', jobs.attempts, jobs.worker_id)
-                     ELSE jobs.error END,
-                 finished_at = CASE
-                     WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN now()
-                     ELSE NULL END,
-                 worker_id = NULL,
-                 heartbeat_at = NULL,
-                 dispatched_at = NULL,
-                 progress = CASE
-                     WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN jobs.progress
-                     ELSE 0 END
-             FROM stale
-             WHERE jobs.id = stale.id
-             RETURNING jobs.id, jobs.request_id, jobs.status, stale.worker_id",
-        )
-        .bind(stale_after.as_secs_f64())
-        .bind(max_attempts)
-        .fetch_all(&self.pool)
-        .await?;
+        let recovered: Vec<(Uuid, Option<String>, String, Option<String>)> =
+            sqlx::query_as(&format!(
+                "WITH stale AS (
+                     SELECT id, worker_id FROM jobs
+                     WHERE status = 'running'
+                       AND heartbeat_at < now() - make_interval(secs => $1)
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE jobs SET
+                     status = CASE
+                         WHEN jobs.cancel_requested THEN 'cancelled'
+                         WHEN jobs.attempts >= $2 THEN 'failed'
+                         ELSE 'queued' END,
+                     error = CASE
+                         WHEN jobs.cancel_requested THEN jobs.error
+                         WHEN jobs.attempts >= $2 THEN format(
+                             'gave up after %s attempts: the worker running it (%s) stopped '
+                             'sending heartbeats each time', jobs.attempts, jobs.worker_id)
+                         ELSE format('attempt %s: the worker running it (%s) stopped sending '
+                             'heartbeats', jobs.attempts, jobs.worker_id) END,
+                     finished_at = CASE
+                         WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN now()
+                         ELSE NULL END,
+                     run_after = CASE
+                         WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN NULL
+                         ELSE now() + {} END,
+                     worker_id = NULL,
+                     heartbeat_at = NULL,
+                     dispatched_at = NULL,
+                     progress = CASE
+                         WHEN jobs.cancel_requested OR jobs.attempts >= $2 THEN jobs.progress
+                         ELSE 0 END
+                 FROM stale
+                 WHERE jobs.id = stale.id
+                 RETURNING jobs.id, jobs.request_id, jobs.status, stale.worker_id",
+                backoff_sql("$3")
+            ))
+            .bind(lease.as_secs_f64())
+            .bind(max_attempts)
+            .bind(backoff.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?;
         Ok(Reconciled {
             redispatched,
             recovered: recovered
@@ -291,14 +414,40 @@ impl Dispatch {
         self.tier
     }
 
-    /// Takes up to `limit` more of the tier's oldest queued jobs not yet in Redis.
+    /// Takes up to `limit` more of the tier's queued jobs not yet in Redis (and not waiting out
+    /// a retry's backoff), in per-user turns: every waiting user's oldest job, then every
+    /// user's second, and so on. One user's flood thus cannot hold back another user's first
+    /// job by more than the jobs already in Redis.
+    ///
+    /// The users are found by a loose index scan (a recursive walk of the owner index, one probe
+    /// per user), and only each user's first `limit` jobs are read, so a backlog of 50,000
+    /// jobs costs no more than a handful of users' heads.
     pub async fn take(&mut self, limit: i64) -> Result<Vec<JobMessage>, StoreError> {
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-            "SELECT id, request_id FROM jobs
-             WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
-             ORDER BY id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED",
+            "WITH RECURSIVE owners AS (
+                 (SELECT owner FROM jobs
+                  WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
+                  ORDER BY owner LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT j.owner FROM jobs j
+                         WHERE j.status = 'queued' AND j.dispatched_at IS NULL AND j.tier = $1
+                           AND j.owner > owners.owner
+                         ORDER BY j.owner LIMIT 1)
+                 FROM owners WHERE owners.owner IS NOT NULL
+             )
+             SELECT head.id, head.request_id FROM owners
+             CROSS JOIN LATERAL (
+                 SELECT id, request_id, row_number() OVER (ORDER BY id) AS turn
+                 FROM jobs
+                 WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
+                   AND owner = owners.owner
+                   AND (run_after IS NULL OR run_after <= now())
+                 ORDER BY id
+                 LIMIT $2
+             ) head
+             WHERE owners.owner IS NOT NULL
+             ORDER BY head.turn, head.id
+             LIMIT $2",
         )
         .bind(self.tier.as_str())
         .bind(limit.max(0))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use engine::data::{Bars, LoadOptions};
 use serde_json::Value;
 use strata_core::job::{JobKind, JobMessage};
-use strata_core::store::Claimed;
+use strata_core::store::{Claimed, Retry};
 use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 use uuid::Uuid;
 
@@ -24,8 +24,12 @@ use crate::Worker;
 const MONITOR_TICK: Duration = Duration::from_millis(250);
 /// Progress is written at most this often (the heartbeat carries it).
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// Attempts at claiming a job or writing its outcome before leaving it to the reconciler.
-const WRITE_ATTEMPTS: u32 = 5;
+/// How long a worker keeps trying to claim a job or write its outcome while PostgreSQL is
+/// unreachable, before leaving the job to the reconciler: about a default lease, so a short
+/// outage costs no attempt and a long one ends in a re-run after the lease.
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
+/// The longest pause between two tries of a write.
+const WRITE_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// Why a running job was told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +144,9 @@ pub(crate) enum JobError {
     Cancelled,
     /// Engine code panicked.
     Panicked(String),
+    /// Something outside the job failed for now (the data file could not be read); it runs
+    /// again after a backoff.
+    Transient(String),
 }
 
 impl JobError {
@@ -183,8 +190,26 @@ impl Input<'_> {
         }
         self.bars.load(self.path, options).map_err(|e| {
             let full = self.path.display().to_string();
-            JobError::Failed(e.to_string().replace(&full, self.data_path))
+            let message = e.to_string().replace(&full, self.data_path);
+            if is_passing(&e) {
+                JobError::Transient(message)
+            } else {
+                JobError::Failed(message)
+            }
         })
+    }
+}
+
+/// Whether reading the data failed for a reason that may pass (the disk or network file system
+/// hiccuped) rather than because of the file itself (gone, malformed, wrong columns).
+fn is_passing(error: &engine::data::DataError) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        engine::data::DataError::Io { source, .. } => !matches!(
+            source.kind(),
+            ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::InvalidInput
+        ),
+        _ => false,
     }
 }
 
@@ -352,6 +377,31 @@ async fn record(
             }
             "failed"
         }
+        Err(JobError::Transient(message)) => {
+            let w = &worker.config.worker;
+            let retry = persist(|| {
+                store.retry_later(
+                    id,
+                    me,
+                    &message,
+                    Duration::from_secs(w.retry_backoff_secs),
+                    w.max_attempts,
+                )
+            })
+            .await;
+            match retry.flatten() {
+                Some(Retry::After(wait)) => {
+                    warn!(elapsed_ms, error = %message, retry_in_ms = wait.as_millis() as u64,
+                        "job failed for a passing reason: it runs again after a backoff");
+                    "retried"
+                }
+                Some(Retry::GaveUp) => {
+                    warn!(elapsed_ms, error = %message, "job failed again, out of attempts: failed");
+                    "failed"
+                }
+                None => "error",
+            }
+        }
         Err(JobError::Panicked(message)) => {
             error!(elapsed_ms, panic = %message, "engine code panicked; the job failed");
             let text = format!("internal error: the engine stopped unexpectedly ({message})");
@@ -361,24 +411,27 @@ async fn record(
     }
 }
 
-/// Runs a claim or a final write, retrying while PostgreSQL is unreachable or busy; `None` when
-/// every attempt failed (the reconciler then dispatches or runs the job again).
+/// Runs a claim or a final write, retrying with backoff while PostgreSQL is unreachable or busy;
+/// `None` when it still fails after [`WRITE_PATIENCE`] (the reconciler then dispatches or runs
+/// the job again).
 async fn persist<T, F, Fut>(write: F) -> Option<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut pause = Duration::from_millis(200);
-    for attempt in 1..=WRITE_ATTEMPTS {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    for attempt in 1u32.. {
         match write().await {
             Ok(done) => return Some(done),
-            Err(e) if attempt == WRITE_ATTEMPTS => {
-                error!(error = %e, "cannot update the job; leaving it to the reconciler");
+            Err(e) if started.elapsed() + pause > WRITE_PATIENCE => {
+                error!(error = %e, attempt, "cannot update the job; leaving it to the reconciler");
+                return None;
             }
             Err(e) => {
                 warn!(error = %e, attempt, "cannot update the job yet; retrying");
                 tokio::time::sleep(pause).await;
-                pause *= 2;
+                pause = (pause * 2).min(WRITE_PAUSE_MAX);
             }
         }
     }
@@ -418,5 +471,32 @@ async fn monitor(worker: Arc<Worker>, id: Uuid, job: Arc<RunningJob>) {
         }
         last_write = Instant::now();
         written = progress;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use engine::data::DataError;
+
+    fn read_error(kind: ErrorKind) -> DataError {
+        DataError::Io {
+            action: "read",
+            path: "data.parquet".into(),
+            source: Error::new(kind, "test"),
+        }
+    }
+
+    #[test]
+    fn only_read_failures_that_may_pass_are_retried() {
+        assert!(super::is_passing(&read_error(ErrorKind::TimedOut)));
+        assert!(super::is_passing(&read_error(ErrorKind::Interrupted)));
+        assert!(super::is_passing(&read_error(ErrorKind::Other)));
+        assert!(!super::is_passing(&read_error(ErrorKind::NotFound)));
+        assert!(!super::is_passing(&read_error(ErrorKind::InvalidData)));
+        assert!(!super::is_passing(&DataError::Empty {
+            path: "data.csv".into()
+        }));
     }
 }
