@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata backtest service.
 
 mod backtest;
+mod datagen;
 mod report;
 mod service;
 mod spec_args;
@@ -37,6 +38,8 @@ enum Command {
     WalkForward(Box<sweep::WalkForwardArgs>),
     /// List the strategy templates with their expressions and default parameters.
     Strategies(strategies::StrategiesArgs),
+    /// Write seeded synthetic trades, level-2 book events or bars to a CSV or Parquet file.
+    Datagen(Box<datagen::DatagenArgs>),
     /// Serve the HTTP API.
     Api(Box<service::ApiArgs>),
     /// Run queued jobs (start as many as you like, on as many machines).
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::sweep(*args),
         Command::WalkForward(args) => sweep::walk_forward(*args),
         Command::Strategies(args) => strategies::run(args),
+        Command::Datagen(args) => datagen::run(*args),
         Command::Api(args) => service::api(*args),
         Command::Worker(args) => service::worker(*args),
         Command::Migrate(args) => service::migrate(args),

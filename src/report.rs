@@ -6,7 +6,7 @@ use std::path::Path;
 use engine::data::{format_time_short, Bars};
 use engine::execution::Trade;
 use engine::spec::Plan;
-use engine::BacktestResult;
+use engine::{BacktestResult, PrecisionReport};
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +71,7 @@ pub fn backtest(
         e.initial_cash,
         e.size
     )?;
+    writeln!(out, "precision  {}", precision_text(&result.precision))?;
     writeln!(out)?;
 
     let m = &result.metrics;
@@ -143,6 +144,53 @@ fn trade_row(out: &mut dyn Write, t: &Trade) -> io::Result<()> {
         t.return_ * 100.0,
         label(&t.exit_reason),
     )
+}
+
+/// What a backtest's precision line says: `hybrid, seed 7, threshold 1.5, 3 bars simulated`.
+fn precision_text(precision: &PrecisionReport) -> String {
+    match precision {
+        PrecisionReport::Bar => "bar".to_owned(),
+        PrecisionReport::Hybrid {
+            seed,
+            threshold,
+            simulated_bars,
+        } => format!(
+            "hybrid, seed {seed}, threshold {threshold}, {simulated_bars} {} simulated",
+            if *simulated_bars == 1 { "bar" } else { "bars" }
+        ),
+        PrecisionReport::Tick(r) => {
+            let ms = |ns: f64| ns / 1e6;
+            let mut text = format!(
+                "tick, {} events ({} trades, {} book updates), latency {} ms\n\
+                 fills      {} from {} orders ({} market, {} limit); slippage vs the decision \
+                 mid {:.2} bps mean, {:.2} p50, {:.2} p95; impact {:.2} bps",
+                r.events,
+                r.trades,
+                r.book_updates,
+                ms(r.latency_ns as f64),
+                r.fill_count,
+                r.orders,
+                r.market_orders,
+                r.limit_orders,
+                r.slippage_bps.mean,
+                r.slippage_bps.p50,
+                r.slippage_bps.p95,
+                r.market_impact_bps,
+            );
+            if r.limit_orders > 0 {
+                text.push_str(&format!(
+                    "\nlimits     {:.1} % filled, rested {:.1} ms mean, {:.1} ms p95",
+                    r.limit_fill_ratio * 100.0,
+                    ms(r.rested_mean_ns),
+                    ms(r.rested_p95_ns),
+                ));
+            }
+            if r.unfilled_quantity > 0.0 {
+                text.push_str(&format!("; {} never filled", r.unfilled_quantity));
+            }
+            text
+        }
+    }
 }
 
 /// The snake_case name an enum value has in JSON (`long_short`, `stop_loss`), for tables.
@@ -251,6 +299,13 @@ pub fn sweep(
     if let Some(constraint) = &spec.constraint {
         writeln!(out, "  where    {constraint}")?;
     }
+    if let Some(h) = &loaded.plan.execution.hybrid {
+        writeln!(
+            out,
+            "precision  hybrid, seed {}, threshold {}",
+            h.seed, h.threshold
+        )?;
+    }
     writeln!(
         out,
         "data       {}: {} bars, {} .. {}",
@@ -314,6 +369,13 @@ pub fn walk_forward(
         result.windows.len(),
         spec.objective
     )?;
+    if let Some(h) = &loaded.plan.execution.hybrid {
+        writeln!(
+            out,
+            "precision     hybrid, seed {}, threshold {}",
+            h.seed, h.threshold
+        )?;
+    }
     writeln!(out)?;
     writeln!(
         out,

@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use engine::data::{self, Bars};
 use engine::execution::{Direction, Fill};
-use engine::spec::{BacktestSpec, Plan};
+use engine::spec::{BacktestSpec, Plan, Precision, SpecErrors};
+use engine::tick::{TickData, TickSettings};
 
 /// What to run and how: the spec file and the flags that override its fields, shared by
 /// `strata backtest`, `strata sweep` and `strata walk-forward`.
@@ -72,6 +73,19 @@ pub struct SpecArgs {
     /// Bars per year for annualised metrics (inferred from the data by default).
     #[arg(long, value_name = "N")]
     periods_per_year: Option<f64>,
+    /// Price resolution inside a bar: bar, hybrid (simulated paths in volatile bars) or tick.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
+    /// Hybrid precision: seed of the simulated intrabar paths (default 0).
+    #[arg(long, value_name = "N")]
+    intrabar_seed: Option<u64>,
+    /// Hybrid precision: simulate bars whose range exceeds X times the mean of the 20 before
+    /// (default 1.5).
+    #[arg(long, value_name = "X")]
+    intrabar_threshold: Option<f64>,
+    /// Tick precision: milliseconds between a decision and its order reaching the book.
+    #[arg(long, value_name = "MS")]
+    latency_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -80,6 +94,14 @@ enum DirectionArg {
     Long,
     Short,
     LongShort,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum PrecisionArg {
+    Bar,
+    Hybrid,
+    Tick,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -154,8 +176,24 @@ impl SpecArgs {
         e.lot_size = self.lot_size.or(e.lot_size);
         e.stop_loss = self.stop_loss.or(e.stop_loss);
         e.take_profit = self.take_profit.or(e.take_profit);
+        e.seed = self.intrabar_seed.or(e.seed);
+        e.intrabar_threshold = self.intrabar_threshold.or(e.intrabar_threshold);
+        e.latency_ms = self.latency_ms.or(e.latency_ms);
         spec.periods_per_year = self.periods_per_year.or(spec.periods_per_year);
+        if let Some(p) = self.precision {
+            spec.precision = match p {
+                PrecisionArg::Bar => Precision::Bar,
+                PrecisionArg::Hybrid => Precision::Hybrid,
+                PrecisionArg::Tick => Precision::Tick,
+            };
+        }
         Ok(spec)
+    }
+
+    /// Sets the seed of hybrid precision's paths, as `--intrabar-seed` does (`strata backtest`
+    /// also takes it as `--seed`, which sweeps keep for their random draw of sets).
+    pub fn set_intrabar_seed(&mut self, seed: Option<u64>) {
+        self.intrabar_seed = seed.or(self.intrabar_seed);
     }
 }
 
@@ -170,8 +208,29 @@ pub struct Loaded {
 }
 
 impl SpecArgs {
-    /// Validates the spec (every problem at once), then loads the bars.
-    pub fn load(&self) -> anyhow::Result<Loaded> {
+    /// Validates the spec of a sweep or walk-forward (every problem at once; tick precision is
+    /// refused), then loads the bars.
+    pub fn load_for_sweep(&self) -> anyhow::Result<Loaded> {
+        let (path, plan) = self.plan_with(BacktestSpec::plan_sweep)?;
+        let bars = data::load(&path, &plan.load)?;
+        Ok(Loaded { path, plan, bars })
+    }
+
+    /// Validates the spec for one backtest and loads its data: bars, or at tick precision the
+    /// trades and book events.
+    pub fn load_market(&self) -> anyhow::Result<(PathBuf, Plan, Market)> {
+        let (path, plan) = self.plan_with(BacktestSpec::plan)?;
+        let market = match plan.tick {
+            Some(settings) => Market::Ticks(engine::tick::load(&path, &plan.load)?, settings),
+            None => Market::Bars(data::load(&path, &plan.load)?),
+        };
+        Ok((path, plan, market))
+    }
+
+    fn plan_with(
+        &self,
+        plan: fn(&BacktestSpec) -> Result<Plan, SpecErrors>,
+    ) -> anyhow::Result<(PathBuf, Plan)> {
         let spec = self.spec()?;
         let Some(path) = spec.data.path.clone() else {
             if spec.data.dataset.is_some() {
@@ -179,8 +238,15 @@ impl SpecArgs {
             }
             bail!("no data: give a CSV or Parquet file with --data FILE (or data.path in --spec)");
         };
-        let plan = spec.plan().context("invalid spec")?;
-        let bars = data::load(&path, &plan.load)?;
-        Ok(Loaded { path, plan, bars })
+        let plan = plan(&spec).context("invalid spec")?;
+        Ok((path, plan))
     }
+}
+
+/// The data one backtest runs on.
+pub enum Market {
+    /// OHLCV bars (bar and hybrid precision).
+    Bars(Bars),
+    /// Trades and book events, with how to replay them (tick precision).
+    Ticks(TickData, TickSettings),
 }

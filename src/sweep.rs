@@ -95,7 +95,7 @@ impl SweepArgs {
     }
 
     fn prepare(&self) -> anyhow::Result<(Loaded, SweepSpec, Vec<Params>, rayon::ThreadPool)> {
-        let loaded = self.spec.load()?;
+        let loaded = self.spec.load_for_sweep()?;
         let spec = self.sweep_spec();
         let sets = spec
             .parameter_sets(&loaded.plan.strategy)

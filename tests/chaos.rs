@@ -10,66 +10,32 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use strata_core::testing::TestEnv;
 use strata_core::Tier;
 use support::{
     assert_all_succeeded_once, attempts_histogram, log_lines, running_jobs, submit, token,
-    wait_until_idle, DumpLogsOnPanic, LogDir, PrivateRedis, Submitted, WorkerProcess, XorShift,
+    wait_until_idle, DumpLogsOnPanic, LogDir, PrivateRedis, Submitted, SweepGrid, WorkerProcess,
+    XorShift,
 };
 
 const JOBS: usize = 200;
-/// Every sixth job is a sweep (34 of them) of 0.3 to 0.5 s on an idle core, so the kills find
-/// jobs running.
-const SWEEP_EVERY: usize = 6;
 /// Submitted at once; the rest trickle in during the chaos.
 const FIRST_BATCH: usize = 100;
 const WORKERS: usize = 3;
 const CONCURRENCY: usize = 4;
 const LEASE_SECS: u64 = 3;
 
-/// Short timings, so a lost worker's job comes back within seconds, and attempts enough that
-/// three kills cannot use them up.
-fn chaos_env(redis_url: &str) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = [
-        ("REDIS_URL", redis_url),
-        ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0"),
-        ("STRATA_WORKER__HEARTBEAT_SECS", "1"),
-        ("STRATA_WORKER__LEASE_SECS", &LEASE_SECS.to_string()),
-        ("STRATA_WORKER__REDISPATCH_AFTER_SECS", "3"),
-        ("STRATA_WORKER__RETRY_BACKOFF_SECS", "1"),
-        ("STRATA_WORKER__MAX_ATTEMPTS", "10"),
-        ("STRATA_WORKER__GRACE_SECS", "2"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    vars.extend(support::unlimited_quotas());
-    vars
-}
+/// Every sixth job is a sweep (34 of them) of 0.3 to 0.5 s on an idle core, so the kills find
+/// jobs running.
+const GRID: SweepGrid = SweepGrid {
+    fast_to: 70,
+    fast_spread: 30,
+    slow_to: 300,
+};
 
-/// Job `i`: its path, body and submitter (two users per tier, tiers taking turns).
 fn job(i: usize) -> (&'static str, Value, String, Tier) {
-    let tier = Tier::ALL[i % 3];
-    let user = format!("chaos-{}-{}", tier.as_str(), (i / 3) % 2);
-    if i % SWEEP_EVERY == 0 {
-        let spec = json!({
-            "data": {"dataset": "GOOG"},
-            "strategy": {"template": "sma_cross"},
-            "grid": {"fast": format!("2:{}:1", 70 + i % 30), "slow": "20:300:2"},
-            "constraint": "fast < slow",
-            "objective": "sharpe",
-            "top": 10,
-        });
-        ("/v1/sweeps", spec, user, tier)
-    } else {
-        let spec = json!({
-            "data": {"dataset": "GOOG", "start": "2005-01-01"},
-            "strategy": {"template": "sma_cross", "params": {"fast": 3 + i % 10, "slow": 20 + i % 30}},
-            "execution": {"fees": 0.001},
-        });
-        ("/v1/backtests", spec, user, tier)
-    }
+    support::mixed_job("chaos", i, &GRID)
 }
 
 /// Submits all jobs but the last (which is submitted while Redis is down): `FIRST_BATCH` at
@@ -253,7 +219,8 @@ async fn two_hundred_jobs_survive_three_worker_kills_and_a_redis_restart() {
     let data = tempfile::tempdir().unwrap();
     let mut redis = PrivateRedis::start();
     let env = TestEnv::new(data.path()).await;
-    let extra = chaos_env(&redis.url());
+    let mut extra = support::restart_env(LEASE_SECS, 2);
+    extra.push(("REDIS_URL".to_owned(), redis.url()));
     let (mut api, base) = env.start_api(support::binary(), &support::env_refs(&extra));
     let mut workers: Vec<WorkerProcess> = (0..WORKERS)
         .map(|w| WorkerProcess::start(&env, &extra, logs.path(), &format!("w{w}"), CONCURRENCY, 1))

@@ -299,13 +299,50 @@ fn spec_with_an_unknown_field_is_rejected_with_its_position() {
 }
 
 #[test]
-fn precision_other_than_bar_is_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("spec.json");
-    std::fs::write(&spec, format!(r#"{{"data": {{"path": "{GOOG}"}}, "strategy": {{"template": "sma_cross"}}, "precision": "tick"}}"#)).unwrap();
-    let err = stderr_of_failure(&strata(&["backtest", "--spec", spec.to_str().unwrap()]));
+fn precision_fields_are_checked_and_hybrid_runs() {
+    // A field of another precision is refused by name.
+    let err = stderr_of_failure(&strata(&["backtest", "--data", GOOG, "--latency-ms", "5"]));
     assert!(
-        err.contains("precision 'tick' is not available yet"),
+        err.contains(
+            r#"execution.latency_ms: applies only to precision "tick"; this spec's precision is "bar""#
+        ),
+        "{err}"
+    );
+    // Hybrid precision runs and reports its seed and the bars its paths decided.
+    let result = json(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--stop-loss",
+        "0.01",
+        "--take-profit",
+        "0.01",
+        "--precision",
+        "hybrid",
+        "--seed",
+        "9",
+        "--intrabar-threshold",
+        "0.5",
+    ]);
+    let precision = &result["precision"];
+    assert_eq!(precision["mode"], "hybrid");
+    assert_eq!(
+        (precision["seed"].as_u64(), precision["threshold"].as_f64()),
+        (Some(9), Some(0.5))
+    );
+    assert_eq!(precision["simulated_bars"].as_u64(), Some(4));
+    // Sweeps run at bar or hybrid precision only.
+    let err = stderr_of_failure(&strata(&[
+        "sweep",
+        "--data",
+        GOOG,
+        "--grid",
+        "fast=5,10",
+        "--precision",
+        "tick",
+    ]));
+    assert!(
+        err.contains("precision: tick precision runs single backtests"),
         "{err}"
     );
 }
@@ -323,4 +360,90 @@ fn resampling_to_weekly_bars() {
     ]);
     let bars = result["metrics"]["bars"].as_u64().unwrap();
     assert!((440..=450).contains(&bars), "{bars} weekly bars");
+}
+
+#[test]
+fn datagen_writes_a_book_that_loads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("book.csv");
+    let text = stdout(&strata(&[
+        "datagen",
+        "--kind",
+        "book",
+        "--events",
+        "2000",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        text.starts_with("wrote 2000 book events (20 levels a side, "),
+        "{text}"
+    );
+    assert!(text.contains("2024-01-02 to 2024-01-02 00:00:0"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let data = engine::tick::load(&out, &engine::data::LoadOptions::default()).unwrap();
+    assert_eq!(data, engine::tick::datagen::book(2000, 20, 7));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(csv.lines().next(), Some("time,type,side,price,size"));
+    // One row per event but the opening snapshot's clear.
+    assert_eq!(csv.lines().count(), 1 + 1999);
+}
+
+#[test]
+fn datagen_bars_run_a_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["bars.csv", "bars.parquet"] {
+        let out = dir.path().join(name);
+        let out = out.to_str().unwrap();
+        let text = stdout(&strata(&[
+            "datagen", "--kind", "bars", "--events", "5000", "--out", out,
+        ]));
+        assert!(
+            text.contains("wrote 5000 one-minute bars") && text.contains("(3d 11h)"),
+            "{text}"
+        );
+        let result = json(&["backtest", "--data", out]);
+        assert_eq!(result["metrics"]["bars"], 5000);
+        assert_eq!(result["equity"]["time"][0], "2024-01-02T00:00:00Z");
+    }
+}
+
+#[test]
+fn datagen_refuses_what_it_cannot_write() {
+    let err = stderr_of_failure(&strata(&[
+        "datagen",
+        "--kind",
+        "trades",
+        "--events",
+        "10",
+        "--out",
+        "ticks.json",
+    ]));
+    assert!(
+        err.contains("ticks.json: unsupported file type; expected a .csv, .parquet or .pq file"),
+        "{err}"
+    );
+    let err = stderr_of_failure(&strata(&[
+        "datagen",
+        "--kind",
+        "trades",
+        "--events",
+        "10",
+        "--out",
+        "/nonexistent/dir/ticks.csv",
+    ]));
+    assert!(
+        err.contains("cannot write /nonexistent/dir/ticks.csv"),
+        "{err}"
+    );
+    let err = stderr_of_failure(&strata(&[
+        "datagen", "--kind", "book", "--events", "10", "--out", "book.csv",
+    ]));
+    assert!(err.contains("--events must be at least 41"), "{err}");
+    let err = stderr_of_failure(&strata(&[
+        "datagen", "--kind", "bars", "--events", "0", "--out", "bars.csv",
+    ]));
+    assert!(err.contains("--events must be at least 1"), "{err}");
 }

@@ -12,18 +12,17 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use strata_core::testing::TestEnv;
 use strata_core::Tier;
 use support::{
     assert_all_succeeded_once, attempts_histogram, log_lines, running_jobs, submit, token,
-    wait_until_idle, DumpLogsOnPanic, LogDir, Submitted, WorkerProcess, XorShift,
+    wait_until_idle, DumpLogsOnPanic, LogDir, Submitted, SweepGrid, WorkerProcess, XorShift,
 };
 
 const JOBS: usize = 300;
 /// Every sixth job is a sweep (50 of them, 0.4 to 1.5 s each on an idle core), the rest
 /// backtests of a few milliseconds.
-const SWEEP_EVERY: usize = 6;
 const SUBMITTERS: usize = 4;
 const WORKERS: usize = 3;
 const CONCURRENCY: usize = 4;
@@ -32,47 +31,15 @@ const GRACE_SECS: u64 = 1;
 /// much more (the worker waits up to 5 s for stopped jobs to hand themselves back).
 const EXIT_SLACK: Duration = Duration::from_secs(8);
 
-fn rolling_env() -> Vec<(String, String)> {
-    let grace = GRACE_SECS.to_string();
-    let mut vars: Vec<(String, String)> = [
-        ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0"),
-        ("STRATA_WORKER__HEARTBEAT_SECS", "1"),
-        ("STRATA_WORKER__LEASE_SECS", "10"),
-        // Messages a stopped worker had fetched but not started come back after this.
-        ("STRATA_WORKER__REDISPATCH_AFTER_SECS", "3"),
-        ("STRATA_WORKER__RETRY_BACKOFF_SECS", "1"),
-        ("STRATA_WORKER__MAX_ATTEMPTS", "10"),
-        ("STRATA_WORKER__GRACE_SECS", grace.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    vars.extend(support::unlimited_quotas());
-    vars
-}
+/// The sweeps: a few hundred milliseconds each, long enough to be caught by a SIGTERM.
+const GRID: SweepGrid = SweepGrid {
+    fast_to: 90,
+    fast_spread: 80,
+    slow_to: 400,
+};
 
-/// Job `i`: its path, body and submitter (two users per tier, tiers taking turns).
 fn job(i: usize) -> (&'static str, Value, String, Tier) {
-    let tier = Tier::ALL[i % 3];
-    let user = format!("rolling-{}-{}", tier.as_str(), (i / 3) % 2);
-    if i % SWEEP_EVERY == 0 {
-        let spec = json!({
-            "data": {"dataset": "GOOG"},
-            "strategy": {"template": "sma_cross"},
-            "grid": {"fast": format!("2:{}:1", 90 + i % 80), "slow": "20:400:2"},
-            "constraint": "fast < slow",
-            "objective": "sharpe",
-            "top": 10,
-        });
-        ("/v1/sweeps", spec, user, tier)
-    } else {
-        let spec = json!({
-            "data": {"dataset": "GOOG", "start": "2005-01-01"},
-            "strategy": {"template": "sma_cross", "params": {"fast": 3 + i % 10, "slow": 20 + i % 30}},
-            "execution": {"fees": 0.001},
-        });
-        ("/v1/backtests", spec, user, tier)
-    }
+    support::mixed_job("rolling", i, &GRID)
 }
 
 struct Stopped {
@@ -91,7 +58,7 @@ async fn sigterm_to_each_worker_in_turn_loses_nothing_and_runs_nothing_twice() {
     let logs = LogDir::from_env("ROLLING_LOGS");
     let data = tempfile::tempdir().unwrap();
     let env = TestEnv::new(data.path()).await;
-    let extra = rolling_env();
+    let extra = support::restart_env(10, GRACE_SECS);
     let (mut api, base) = env.start_api(support::binary(), &support::env_refs(&extra));
     // Four clients at once: the api expands each sweep's grid to check it, which takes a while.
     let client = reqwest::Client::new();

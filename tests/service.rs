@@ -252,3 +252,167 @@ async fn a_burst_of_20000_jobs_waits_in_postgres_and_drains_through_two_workers(
     drop(api);
     env.cleanup().await;
 }
+
+/// The three precisions through the service: tick data uploaded with `kind=ticks`, a tick and a
+/// hybrid backtest run by a worker, each result the same document as the CLI's; a spec whose
+/// precision does not fit its data set is refused before anything is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_and_hybrid_backtests_run_through_the_service_as_on_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let env = TestEnv::new(data.path()).await;
+    let (api, base) = start_api(&env);
+    let worker = start_worker(&env);
+    let client = reqwest::Client::new();
+    let book = data.path().join("book.csv");
+    let made = Command::new(binary())
+        .args([
+            "datagen", "--kind", "book", "--events", "30000", "--levels", "10",
+        ])
+        .args(["--seed", "5", "--out", book.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let uploaded = client
+        .post(format!("{base}/v1/datasets?name=book&kind=ticks"))
+        .bearer_auth(token("e2e"))
+        .header("content-type", "text/csv")
+        .body(std::fs::read(&book).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201, "{}", uploaded.text().await.unwrap());
+    let dataset: Value = uploaded.json().await.unwrap();
+    assert_eq!(dataset["kind"], "ticks");
+    assert_eq!(
+        dataset["bars"], 30_000,
+        "events (the snapshot's clear is one)"
+    );
+
+    let tick = json!({
+        "data": {"dataset": "book", "timeframe": "500ms"},
+        "strategy": {"template": "sma_cross", "params": {"fast": 3, "slow": 8}},
+        "direction": "long_short",
+        "execution": {"latency_ms": 2, "fees": 0.0002},
+        "precision": "tick",
+    });
+    let hybrid = json!({
+        "data": {"dataset": "GOOG", "start": "2005-01-01"},
+        "strategy": {"template": "sma_cross", "params": {"fast": 5, "slow": 20}},
+        "execution": {"stop_loss": 0.02, "take_profit": 0.03, "seed": 7, "intrabar_threshold": 1.2},
+        "precision": "hybrid",
+    });
+    let tick_id = submit(&client, &base, "/v1/backtests", &tick).await;
+    let hybrid_id = submit(&client, &base, "/v1/backtests", &hybrid).await;
+
+    // The wrong kind of data for the precision is a 422 on data.dataset.
+    for (dataset, precision, says) in [
+        (
+            "GOOG",
+            "tick",
+            "'GOOG' holds bars; precision 'tick' runs on tick data",
+        ),
+        (
+            "book",
+            "bar",
+            "'book' holds tick data, which runs at precision 'tick'",
+        ),
+    ] {
+        let mut spec = json!({
+            "data": {"dataset": dataset},
+            "strategy": {"template": "sma_cross"},
+            "precision": precision,
+        });
+        if precision == "tick" {
+            spec["data"]["timeframe"] = json!("1s");
+        }
+        let response = client
+            .post(format!("{base}/v1/backtests"))
+            .bearer_auth(token("e2e"))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], "data.dataset");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+
+    wait_all_finished(&env, 2, 120).await;
+    let result = |id: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let response = client
+                .get(format!("{base}/v1/jobs/{id}/result"))
+                .bearer_auth(token("e2e"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let served = result(tick_id).await;
+    assert_eq!(served["precision"]["mode"], "tick");
+    assert!(
+        served["metrics"]["trades"].as_u64().unwrap() > 0,
+        "{}",
+        served["metrics"]
+    );
+    let local = cli_json(&[
+        "backtest",
+        "--data",
+        book.to_str().unwrap(),
+        "--timeframe",
+        "500ms",
+        "--param",
+        "fast=3",
+        "--param",
+        "slow=8",
+        "--direction",
+        "long_short",
+        "--fees",
+        "0.0002",
+        "--precision",
+        "tick",
+        "--latency-ms",
+        "2",
+    ]);
+    assert_eq!(served, local, "the tick backtest differs from the CLI");
+
+    let served = result(hybrid_id).await;
+    assert_eq!(served["precision"]["mode"], "hybrid");
+    let goog = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/GOOG.csv");
+    let local = cli_json(&[
+        "backtest",
+        "--data",
+        goog.to_str().unwrap(),
+        "--start",
+        "2005-01-01",
+        "--param",
+        "fast=5",
+        "--param",
+        "slow=20",
+        "--stop-loss",
+        "0.02",
+        "--take-profit",
+        "0.03",
+        "--precision",
+        "hybrid",
+        "--intrabar-seed",
+        "7",
+        "--intrabar-threshold",
+        "1.2",
+    ]);
+    assert_eq!(served, local, "the hybrid backtest differs from the CLI");
+    drop(worker);
+    drop(api);
+    env.cleanup().await;
+}

@@ -72,7 +72,10 @@ impl FromRequestParts<ApiContext> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
         let user = AuthUser::from_request_parts(parts, ctx).await?;
         if !user.admin {
-            return Err(ApiError::AdminOnly);
+            return Err(ApiError::Forbidden {
+                code: "admin_only",
+                detail: "this route needs a token with the admin claim".to_owned(),
+            });
         }
         Ok(AdminUser(user))
     }

@@ -64,9 +64,15 @@ pub enum ApiError {
         /// Which dependency, and what it said.
         detail: String,
     },
-    /// The caller's token lacks the `admin` claim this operator route requires.
-    #[error("this route needs a token with the admin claim")]
-    AdminOnly,
+    /// The caller may not do this: `admin_only` (an operator route without the `admin` claim),
+    /// `precision_not_allowed` (a precision above the caller's tier).
+    #[error("{detail}")]
+    Forbidden {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What is not allowed, and what would allow it.
+        detail: String,
+    },
     /// A bug or an unexpected failure: logged in full, shown to the client without detail.
     #[error("internal error: {0}")]
     Internal(String),
@@ -143,7 +149,7 @@ impl ApiError {
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
-            ApiError::AdminOnly => (StatusCode::FORBIDDEN, "admin_only"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

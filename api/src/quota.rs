@@ -7,7 +7,10 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use engine::data::LoadOptions;
+use engine::spec::Precision;
+use engine::sweep::SetCount;
 use strata_core::config::Quota;
+use strata_core::Tier;
 
 use tracing::warn;
 
@@ -75,19 +78,59 @@ pub fn too_many_active_jobs(ctx: &ApiContext, user: &AuthUser, limit: u64) -> Ap
     }
 }
 
-/// Checks a sweep's number of parameter sets against `sweep_sets` (a 422 on `grid`).
-pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: usize) -> ApiResult<()> {
-    match ctx.config.tiers.quota(user.tier).sweep_sets {
-        Some(limit) if sets as u64 > limit => Err(ApiError::field(
-            "grid",
-            format!(
-                "sweep_sets: the grid has {sets} parameter sets; the {} tier allows {limit}{}",
-                user.tier,
-                upgrade(ctx, user, |q| q.sweep_sets)
-            ),
-        )),
-        _ => Ok(()),
+/// Checks the job's precision against the tier's `precision` list (a 403).
+pub fn check_precision(ctx: &ApiContext, user: &AuthUser, precision: Precision) -> ApiResult<()> {
+    let tiers = &ctx.config.tiers;
+    if tiers.quota(user.tier).allows(precision) {
+        return Ok(());
     }
+    let name = precision.as_str();
+    let allowed = tiers
+        .quota(user.tier)
+        .precision
+        .as_deref()
+        .unwrap_or_default();
+    let allowed = allowed
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let upgrade = [Tier::Basic, Tier::Pro, Tier::Elite]
+        .into_iter()
+        .filter(|&tier| tier > user.tier)
+        .find(|&tier| tiers.quota(tier).allows(precision))
+        .map(|tier| format!("; {tier} allows it"))
+        .unwrap_or_default();
+    Err(ApiError::Forbidden {
+        code: "precision_not_allowed",
+        detail: format!(
+            "precision: '{name}' is not available on the {} tier, which allows {}{upgrade}",
+            user.tier,
+            if allowed.is_empty() { "none" } else { &allowed }
+        ),
+    })
+}
+
+/// Checks a sweep's number of parameter sets against `sweep_sets` (a 422 on `grid`).
+pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: SetCount) -> ApiResult<()> {
+    let Some(limit) = ctx.config.tiers.quota(user.tier).sweep_sets else {
+        return Ok(());
+    };
+    let has = match sets {
+        SetCount::Exactly(sets) if sets <= limit => return Ok(()),
+        SetCount::Exactly(sets) => format!("the grid has {sets} parameter sets"),
+        SetCount::MoreThan(counted) => {
+            format!("more than {counted} parameter sets pass the constraint")
+        }
+    };
+    Err(ApiError::field(
+        "grid",
+        format!(
+            "sweep_sets: {has}; the {} tier allows {limit}{}",
+            user.tier,
+            upgrade(ctx, user, |q| q.sweep_sets)
+        ),
+    ))
 }
 
 /// Checks the bars a job on `data` runs on (after its `start`/`end` and timeframe, `load`)

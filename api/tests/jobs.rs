@@ -123,15 +123,17 @@ async fn a_bad_spec_is_a_422_naming_the_field_and_nothing_is_stored() {
     )
     .await;
 
+    // A field of another precision is refused by name.
     let mut spec = goog_spec();
-    spec["precision"] = json!("tick");
+    spec["precision"] = json!("hybrid");
+    spec["execution"] = json!({"latency_ms": 5});
     let body = problem(
         app.post_backtest("ann", &spec).await,
         422,
         "validation_failed",
     )
     .await;
-    assert_eq!(body["errors"][0]["field"], "precision");
+    assert_eq!(body["errors"][0]["field"], "execution.latency_ms");
 
     let sweep = json!({"data": {"dataset": "GOOG"}, "strategy": {"template": "sma_cross"},
                        "grid": {"fastt": [1, 2]}, "objective": "sharp"});

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{goog_spec, problem, spawn_app_with};
+use engine::spec::Precision;
 use serde_json::json;
 use strata_core::config::Quota;
 use strata_core::Tier;
@@ -14,6 +15,7 @@ fn limits(config: &mut strata_core::Config) {
         submissions_per_minute: Some(3),
         requests_per_minute: None,
         bars_per_job: None,
+        precision: Some(vec![Precision::Bar]),
         weight: 1,
     };
     config.tiers.pro = Quota {
@@ -22,6 +24,7 @@ fn limits(config: &mut strata_core::Config) {
         submissions_per_minute: Some(30),
         requests_per_minute: Some(600),
         bars_per_job: None,
+        precision: Some(vec![Precision::Bar, Precision::Hybrid]),
         weight: 3,
     };
     config.tiers.elite = Quota::default();
@@ -147,6 +150,47 @@ async fn a_sweep_larger_than_the_tier_allows_is_a_422_on_grid() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_grid_of_millions_is_refused_by_counting_not_by_building_it() {
+    let app = spawn_app_with(limits).await;
+    let sweep = |constraint: Option<&str>| {
+        let mut spec = json!({
+            "data": {"dataset": "GOOG"},
+            "strategy": {"template": "sma_cross"},
+            "grid": {"fast": "1:2000:1", "slow": "1:2000:1"}
+        });
+        if let Some(constraint) = constraint {
+            spec["constraint"] = json!(constraint);
+        }
+        spec
+    };
+    let post = |spec: serde_json::Value| {
+        app.client
+            .post(app.url("/v1/sweeps"))
+            .bearer_auth(app.token("ann", Tier::Basic))
+            .json(&spec)
+            .send()
+    };
+    let body = problem(post(sweep(None)).await.unwrap(), 422, "validation_failed").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the grid has 4000000 parameter sets; the basic tier allows 4"),
+        "{message}"
+    );
+    let body = problem(
+        post(sweep(Some("fast < slow"))).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("more than 4 parameter sets pass the constraint; the basic tier allows 4"),
+        "{message}"
+    );
     app.stop().await;
 }
 
@@ -429,5 +473,66 @@ async fn requests_per_minute_are_shared_by_two_api_instances() {
             .unwrap()
             .contains("at most 6 requests per minute"));
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_precision_above_the_tier_is_a_403_naming_the_tier_that_allows_it() {
+    let app = spawn_app_with(limits).await;
+    let submit = |path: &'static str, tier: Tier, precision: &str| {
+        let mut spec = goog_spec();
+        spec["precision"] = json!(precision);
+        spec["execution"] = json!({"stop_loss": 0.02, "take_profit": 0.04});
+        if path == "/v1/sweeps" {
+            spec["grid"] = json!({"fast": [5, 10]});
+        }
+        app.client
+            .post(app.url(path))
+            .bearer_auth(app.token("ann", tier))
+            .json(&spec)
+            .send()
+    };
+    let cases = [
+        (
+            "/v1/backtests",
+            Tier::Basic,
+            "hybrid",
+            "which allows bar; pro allows it",
+        ),
+        (
+            "/v1/backtests",
+            Tier::Basic,
+            "tick",
+            "which allows bar; elite allows it",
+        ),
+        (
+            "/v1/backtests",
+            Tier::Pro,
+            "tick",
+            "which allows bar, hybrid; elite allows it",
+        ),
+        (
+            "/v1/sweeps",
+            Tier::Basic,
+            "hybrid",
+            "which allows bar; pro allows it",
+        ),
+    ];
+    for (path, tier, precision, allows) in cases {
+        let response = submit(path, tier, precision).await.unwrap();
+        let body = problem(response, 403, "precision_not_allowed").await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "precision: '{precision}' is not available on the {tier} tier, {allows}"
+            )),
+            "{detail}"
+        );
+    }
+    // The tiers that include it are served.
+    let response = submit("/v1/backtests", Tier::Pro, "hybrid").await.unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let response = submit("/v1/sweeps", Tier::Elite, "hybrid").await.unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
     app.stop().await;
 }

@@ -91,9 +91,21 @@ pub struct Quota {
     /// Bars in one job's data (after `start`/`end`).
     #[serde(default)]
     pub bars_per_job: Option<u64>,
+    /// The precisions a job may ask for (`bar`, `hybrid`, `tick`); absent: all of them.
+    #[serde(default)]
+    pub precision: Option<Vec<engine::spec::Precision>>,
     /// The tier's share of worker slots while every tier has jobs waiting (elite 6 : pro 3 :
     /// basic 1 by default); at least 1, so no tier starves.
     pub weight: u32,
+}
+
+impl Quota {
+    /// Whether a job at `precision` is allowed.
+    pub fn allows(&self, precision: engine::spec::Precision) -> bool {
+        self.precision
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&precision))
+    }
 }
 
 impl Tiers {

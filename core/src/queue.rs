@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::TaskBuilder;
 use apalis_redis::{ConnectionManager, RedisStorage};
+use redis::aio::ConnectionManagerConfig;
 
 use crate::job::JobMessage;
 use crate::tier::Tier;
 
 /// Most jobs pushed to Redis in one Lua call.
 const PUSH_CHUNK: usize = 500;
+
+/// How long a connection attempt or a command may take before it counts as failed.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A Redis error while talking to the tier queues.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +63,16 @@ fn tier_index(tier: Tier) -> usize {
 impl Queues {
     /// Connects to Redis; the queues are named `{prefix}:{tier}`.
     pub async fn connect(redis_url: &str, prefix: &str) -> Result<Queues, QueueError> {
-        let conn = apalis_redis::connect(redis_url).await?;
+        // Fail fast while Redis is down: the api answers (jobs wait in PostgreSQL) and workers
+        // retry in their own loops, rather than every call sitting through the client's default
+        // of six reconnects with backoff (about 10 s each).
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = redis::Client::open(redis_url)?
+            .get_connection_manager_with_config(manager)
+            .await?;
         let storage = |tier: Tier| {
             let config = apalis_redis::Config::default()
                 .queue(format!("{prefix}:{}", tier.as_str()))

@@ -1,5 +1,7 @@
 //! One backtest from bars to result: signals, simulation, metrics.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::data::Bars;
@@ -8,7 +10,8 @@ use crate::expr::SeriesCache;
 use crate::metrics::{MetricInputs, Metrics};
 use crate::strategy::CompiledStrategy;
 
-/// What a backtest produces: `{"metrics": {...}, "trades": [...], "equity": {...}}`.
+/// What a backtest produces:
+/// `{"metrics": {...}, "trades": [...], "equity": {...}, "precision": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestResult<'a> {
     /// Summary figures.
@@ -17,15 +20,37 @@ pub struct BacktestResult<'a> {
     pub trades: Vec<Trade>,
     /// Equity and drawdown at each bar's close.
     pub equity: EquityCurve<'a>,
+    /// How fills were resolved, with what that precision has to report.
+    pub precision: PrecisionReport,
+}
+
+/// The precision a backtest ran at and what it reports: `{"mode": "hybrid", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum PrecisionReport {
+    /// Bars only.
+    Bar,
+    /// Simulated paths inside volatile bars.
+    Hybrid {
+        /// The seed of the paths.
+        seed: u64,
+        /// A bar is simulated when its range exceeds this multiple of the recent average range.
+        threshold: f64,
+        /// Bars whose stop or target was decided by a simulated path.
+        simulated_bars: usize,
+    },
+    /// Trades and the book, event by event.
+    Tick(Box<crate::tick::ExecutionReport>),
 }
 
 /// Equity at each bar's close; in JSON also its drawdown from the running peak.
 ///
-/// The times are borrowed from the bars: a million-bar curve need not copy them.
+/// The times are borrowed from the bars when the caller has them: a million-bar curve need not
+/// copy them. Tick precision builds its bars itself and hands them over.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EquityCurve<'a> {
     /// Bar times, nanoseconds since the epoch.
-    pub time: &'a [i64],
+    pub time: Cow<'a, [i64]>,
     /// Equity: cash plus the position valued at the close.
     pub value: Vec<f64>,
 }
@@ -56,14 +81,15 @@ impl Serialize for EquityCurve<'_> {
             }
         }
         let mut curve = serializer.serialize_struct("EquityCurve", 3)?;
-        curve.serialize_field("time", &Times(self.time))?;
+        curve.serialize_field("time", &Times(&self.time))?;
         curve.serialize_field("value", &self.value)?;
         curve.serialize_field("drawdown", &self.drawdown())?;
         curve.end()
     }
 }
 
-/// Runs `strategy` over `bars` at bar precision.
+/// Runs `strategy` over `bars` at bar precision, or at hybrid precision when
+/// `execution.hybrid` is set.
 ///
 /// `periods_per_year` annualises the metrics; `None` infers it from the bars' spacing.
 pub fn run_backtest<'a>(
@@ -73,13 +99,23 @@ pub fn run_backtest<'a>(
     periods_per_year: Option<f64>,
 ) -> BacktestResult<'a> {
     let signals = strategy.signals(bars, &SeriesCache::new());
-    let simulation = simulate(
-        bars,
-        &signals.entries,
-        &signals.exits,
-        execution,
-        &mut BarRange,
-    );
+    let (entries, exits) = (&signals.entries, &signals.exits);
+    let (simulation, precision) = match execution.hybrid {
+        Some(settings) => {
+            let mut hybrid = crate::execution::Hybrid::new(settings);
+            let simulation = simulate(bars, entries, exits, execution, &mut hybrid);
+            let report = PrecisionReport::Hybrid {
+                seed: settings.seed,
+                threshold: settings.threshold,
+                simulated_bars: hybrid.simulated_bars(),
+            };
+            (simulation, report)
+        }
+        None => (
+            simulate(bars, entries, exits, execution, &mut BarRange),
+            PrecisionReport::Bar,
+        ),
+    };
     let metrics = Metrics::compute(MetricInputs {
         equity: &simulation.equity,
         initial_cash: execution.initial_cash,
@@ -94,8 +130,9 @@ pub fn run_backtest<'a>(
         metrics,
         trades: simulation.trades,
         equity: EquityCurve {
-            time: &bars.time,
+            time: Cow::Borrowed(&bars.time),
             value: simulation.equity,
         },
+        precision,
     }
 }

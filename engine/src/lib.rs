@@ -14,6 +14,7 @@ pub mod spec;
 pub mod strategy;
 pub mod sweep;
 pub mod templates;
+pub mod tick;
 
-pub use backtest::{run_backtest, BacktestResult};
+pub use backtest::{run_backtest, BacktestResult, PrecisionReport};
 pub use data::Bars;

@@ -25,6 +25,66 @@ pub fn env_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Worker settings for tests that stop and kill workers: heartbeats every second, a lost job
+/// back within `lease_secs`, fetched-but-unstarted messages back after 3 s, attempts enough
+/// for several interruptions, and no quota in the way of the test's own pace.
+pub fn restart_env(lease_secs: u64, grace_secs: u64) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = [
+        ("STRATA_WORKER__METRICS_BIND", "127.0.0.1:0".to_owned()),
+        ("STRATA_WORKER__HEARTBEAT_SECS", "1".to_owned()),
+        ("STRATA_WORKER__LEASE_SECS", lease_secs.to_string()),
+        ("STRATA_WORKER__REDISPATCH_AFTER_SECS", "3".to_owned()),
+        ("STRATA_WORKER__RETRY_BACKOFF_SECS", "1".to_owned()),
+        ("STRATA_WORKER__MAX_ATTEMPTS", "10".to_owned()),
+        ("STRATA_WORKER__GRACE_SECS", grace_secs.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    vars.extend(unlimited_quotas());
+    vars
+}
+
+/// The grid of the sweeps in [`mixed_job`]: `fast` from 2 to `fast_to + i % fast_spread`,
+/// `slow` from 20 to `slow_to` by 2, with `fast < slow`.
+pub struct SweepGrid {
+    /// Smallest upper end of `fast`.
+    pub fast_to: usize,
+    /// How much the upper end of `fast` varies from job to job.
+    pub fast_spread: usize,
+    /// Upper end of `slow`.
+    pub slow_to: usize,
+}
+
+/// Job `i` of a mixed workload: its path, body, submitter and tier. Tiers take turns, two
+/// users per tier (named `{who}-{tier}-{0|1}`); every sixth job is a sweep over `grid` (a few
+/// hundred milliseconds), the rest are quick backtests.
+pub fn mixed_job(who: &str, i: usize, grid: &SweepGrid) -> (&'static str, Value, String, Tier) {
+    let tier = Tier::ALL[i % 3];
+    let user = format!("{who}-{}-{}", tier.as_str(), (i / 3) % 2);
+    if i % 6 == 0 {
+        let spec = serde_json::json!({
+            "data": {"dataset": "GOOG"},
+            "strategy": {"template": "sma_cross"},
+            "grid": {
+                "fast": format!("2:{}:1", grid.fast_to + i % grid.fast_spread.max(1)),
+                "slow": format!("20:{}:2", grid.slow_to),
+            },
+            "constraint": "fast < slow",
+            "objective": "sharpe",
+            "top": 10,
+        });
+        ("/v1/sweeps", spec, user, tier)
+    } else {
+        let spec = serde_json::json!({
+            "data": {"dataset": "GOOG", "start": "2005-01-01"},
+            "strategy": {"template": "sma_cross", "params": {"fast": 3 + i % 10, "slow": 20 + i % 30}},
+            "execution": {"fees": 0.001},
+        });
+        ("/v1/backtests", spec, user, tier)
+    }
+}
+
 /// Quotas high enough that only the test's own pace limits its submissions, for every tier.
 pub fn unlimited_quotas() -> Vec<(String, String)> {
     let mut vars = Vec::new();

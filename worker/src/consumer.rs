@@ -184,6 +184,20 @@ pub(crate) fn start(worker: &Arc<Worker>) -> Consumers {
     }
 }
 
+/// Messages the tier's consumer takes from Redis per fetch: up to the worker's concurrency for
+/// the heaviest tier, the others in proportion to their weight (at least one).
+///
+/// While slots are free (short jobs, fast machines), a tier starts jobs as fast as it fetches
+/// them, and the consumers fetch at much the same pace; sizing the batches by weight is what
+/// keeps the shares at the weights then. When every slot is taken, [`Slots`] hands them out by
+/// weight instead.
+fn fetch_batch(concurrency: usize, weight: impl Fn(Tier) -> u32, tier: Tier) -> usize {
+    let most = concurrency.clamp(1, MAX_BATCH) as f64;
+    let heaviest = Tier::ALL.map(&weight).into_iter().max().unwrap_or(1).max(1);
+    let share = f64::from(weight(tier).max(1)) / f64::from(heaviest);
+    ((most * share).round() as usize).max(1)
+}
+
 /// Runs the tier's apalis worker, and a fresh one whenever it fails (Redis went away, ...).
 async fn supervise(
     worker: Arc<Worker>,
@@ -193,7 +207,11 @@ async fn supervise(
     stopping: Arc<std::sync::atomic::AtomicBool>,
 ) {
     use std::sync::atomic::Ordering;
-    let batch = worker.config.worker.concurrency.clamp(1, MAX_BATCH);
+    let batch = fetch_batch(
+        worker.config.worker.concurrency,
+        |tier| worker.config.tiers.quota(tier).weight,
+        tier,
+    );
     for generation in 0u64.. {
         if stopping.load(Ordering::Acquire) {
             return;
@@ -262,5 +280,29 @@ impl Consumers {
         for handle in &self.handles {
             handle.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(concurrency: usize) -> [usize; 3] {
+        let weight = |tier| match tier {
+            Tier::Elite => 6,
+            Tier::Pro => 3,
+            Tier::Basic => 1,
+        };
+        Tier::ALL.map(|tier| fetch_batch(concurrency, weight, tier))
+    }
+
+    #[test]
+    fn fetch_batches_follow_the_weights_up_to_the_concurrency() {
+        assert_eq!(batches(8), [8, 4, 1]);
+        assert_eq!(batches(16), [16, 8, 3]);
+        assert_eq!(batches(64), [16, 8, 3]);
+        assert_eq!(batches(2), [2, 1, 1]);
+        assert_eq!(batches(0), [1, 1, 1]);
+        assert_eq!(fetch_batch(8, |_| 1, Tier::Basic), 8);
     }
 }

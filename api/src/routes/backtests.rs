@@ -32,6 +32,7 @@ pub fn router() -> Router<ApiContext> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely: the first job is returned")),
     responses((status = 202, description = "Queued; `Location` is the job", body = super::jobs::JobView),
               (status = 422, description = "Invalid spec", body = crate::error::Problem),
+              (status = 403, description = "A precision the caller's tier does not include", body = crate::error::Problem),
               (status = 401, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -43,6 +44,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let value = json_body(&headers, &body)?;
     let spec = parse_backtest(&value)?;
+    crate::quota::check_precision(&ctx, &user, spec.precision)?;
     let plan = spec.plan()?;
     let dataset = spec.data.dataset.clone().unwrap_or_default();
     let job = Validated {
@@ -50,6 +52,7 @@ pub async fn create(
         spec: value,
         dataset,
         load: plan.load,
+        precision: plan.precision,
     };
     submit(&ctx, &user, request_id, &headers, job).await
 }

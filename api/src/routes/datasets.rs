@@ -13,7 +13,7 @@ use engine::data::{self, Bars, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_core::datasets::{bundled, bundled_all, locate, upload_path};
-use strata_core::store::{Dataset, NewDataset};
+use strata_core::store::{Dataset, DatasetKind, NewDataset};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
@@ -42,7 +42,10 @@ pub struct DatasetView {
     pub name: String,
     /// The instrument.
     pub symbol: String,
-    /// Number of bars.
+    /// `bars` (for bar and hybrid precision) or `ticks` (trades and book events, for tick
+    /// precision).
+    pub kind: DatasetKind,
+    /// Number of bars (of events, for tick data).
     pub bars: i64,
     /// Time of the first bar.
     pub first_time: DateTime<Utc>,
@@ -62,6 +65,7 @@ impl From<Dataset> for DatasetView {
             id: d.id.to_string(),
             name: d.name,
             symbol: d.symbol,
+            kind: d.kind,
             bars: d.bars,
             first_time: d.first_time,
             last_time: d.last_time,
@@ -72,7 +76,7 @@ impl From<Dataset> for DatasetView {
     }
 }
 
-/// What the bars say about themselves.
+/// What the bars (or events) say about themselves.
 struct Summary {
     bars: i64,
     first_time: DateTime<Utc>,
@@ -80,14 +84,21 @@ struct Summary {
     spacing_seconds: Option<i64>,
 }
 
-fn summarize(bars: &Bars) -> Summary {
-    let time = |i: usize| DateTime::<Utc>::from_timestamp_nanos(bars.time[i]);
-    Summary {
-        bars: bars.len() as i64,
-        first_time: time(0),
-        last_time: time(bars.len() - 1),
-        spacing_seconds: bars.spacing().map(|ns| ns / 1_000_000_000),
+impl Summary {
+    /// Count, first and last of non-empty `time`.
+    fn of(time: &[i64], spacing: Option<i64>) -> Summary {
+        let at = |nanos: i64| DateTime::<Utc>::from_timestamp_nanos(nanos);
+        Summary {
+            bars: time.len() as i64,
+            first_time: at(time[0]),
+            last_time: at(time[time.len() - 1]),
+            spacing_seconds: spacing.map(|ns| ns / 1_000_000_000),
+        }
     }
+}
+
+fn summarize(bars: &Bars) -> Summary {
+    Summary::of(&bars.time, bars.spacing())
 }
 
 /// The bundled examples, described once per api process.
@@ -109,6 +120,7 @@ async fn bundled_views(ctx: &ApiContext) -> ApiResult<&Vec<DatasetView>> {
                             id: name.clone(),
                             symbol: name.clone(),
                             name,
+                            kind: DatasetKind::Bars,
                             bars: s.bars,
                             first_time: s.first_time,
                             last_time: s.last_time,
@@ -132,6 +144,8 @@ pub struct Resolved {
     pub name: String,
     /// The file, as a job's `data_path` stores it.
     pub data_path: String,
+    /// Bars or ticks.
+    pub kind: DatasetKind,
     /// All its bars, first and last time; `None` for a bundled file that cannot be described
     /// (the job will fail on it, and counting its bars says why).
     pub extent: Option<(i64, DateTime<Utc>, DateTime<Utc>)>,
@@ -148,6 +162,7 @@ pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Res
         return Ok(Resolved {
             name: name.to_owned(),
             data_path: dataset.path,
+            kind: dataset.kind,
             extent: Some((dataset.bars, dataset.first_time, dataset.last_time)),
         });
     }
@@ -160,6 +175,7 @@ pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Res
         return Ok(Resolved {
             name: name.to_owned(),
             data_path: path,
+            kind: DatasetKind::Bars,
             extent,
         });
     }
@@ -206,14 +222,17 @@ pub async fn bars_for_job(
     let path = locate(&ctx.config, &data.data_path);
     let load = load.clone();
     let name = data.name.clone();
+    let kind = data.kind;
     tokio::task::spawn_blocking(move || {
-        data::load(&path, &load)
-            .map(|bars| bars.len() as u64)
-            .map_err(|e| {
-                // The server's paths are not the user's business: name the data set instead.
-                let message = e.to_string().replace(&path.display().to_string(), &name);
-                ApiError::field("data", message)
-            })
+        match kind {
+            DatasetKind::Bars => data::load(&path, &load).map(|bars| bars.len() as u64),
+            DatasetKind::Ticks => engine::tick::load(&path, &load).map(|ticks| ticks.len() as u64),
+        }
+        .map_err(|e| {
+            // The server's paths are not the user's business: name the data set instead.
+            let message = e.to_string().replace(&path.display().to_string(), &name);
+            ApiError::field("data", message)
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(format!("counting bars: {e}")))?
@@ -291,11 +310,13 @@ pub struct UploadQuery {
     name: Option<String>,
     /// The instrument (default: the name).
     symbol: Option<String>,
+    /// `bars` (default) or `ticks`: trades and level-2 book events (README, "Tick data").
+    kind: Option<DatasetKind>,
 }
 
-/// Uploads bars as CSV or Parquet: the raw body (`text/csv`, `application/vnd.apache.parquet`)
-/// or a multipart form with a `file` field. The bars are validated exactly as the CLI does
-/// (errors name the row) and stored as Parquet.
+/// Uploads bars (or, with `kind=ticks`, trades and book events) as CSV or Parquet: the raw body
+/// (`text/csv`, `application/vnd.apache.parquet`) or a multipart form with a `file` field. The
+/// rows are validated exactly as the CLI does (errors name the row) and stored as Parquet.
 #[utoipa::path(post, path = "/v1/datasets", tag = "datasets", params(UploadQuery),
     request_body(content = String, description = "CSV text, Parquet bytes, or multipart with `file`",
         content_type = "text/csv"),
@@ -330,6 +351,7 @@ pub async fn upload(
         });
     }
     let symbol = query.symbol.unwrap_or_else(|| name.clone());
+    let kind = query.kind.unwrap_or_default();
     let staging = ctx.config.data_dir.join("staging");
     tokio::fs::create_dir_all(&staging)
         .await
@@ -343,27 +365,46 @@ pub async fn upload(
     let staged = received.path.clone();
     let shown_as = received.shown_as.clone();
     // Parsing and writing Parquet is CPU work: keep it off the async threads.
-    let converted = tokio::task::spawn_blocking(move || -> Result<(Bars, u64), String> {
-        let bars = data::load(&staged, &LoadOptions::default()).map_err(|e| {
+    let converted = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), String> {
+        // The user's file is named as they named it, not by the server's staging path.
+        let named = |e: engine::data::DataError| {
             e.to_string()
                 .replace(&staged.display().to_string(), &shown_as)
-        })?;
-        if bars.is_empty() {
-            return Err(format!("{shown_as}: no bars"));
-        }
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("storing the data set: {e}"))?;
-        }
-        bars.write_parquet(&target).map_err(|e| e.to_string())?;
+        };
+        let mkdir = || match target.parent() {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("storing the data set: {e}"))
+            }
+            None => Ok(()),
+        };
+        let summary = match kind {
+            DatasetKind::Bars => {
+                let bars = data::load(&staged, &LoadOptions::default()).map_err(named)?;
+                if bars.is_empty() {
+                    return Err(format!("{shown_as}: no bars"));
+                }
+                mkdir()?;
+                bars.write_parquet(&target).map_err(|e| e.to_string())?;
+                summarize(&bars)
+            }
+            DatasetKind::Ticks => {
+                let ticks = engine::tick::load(&staged, &LoadOptions::default()).map_err(named)?;
+                if ticks.is_empty() {
+                    return Err(format!("{shown_as}: no events"));
+                }
+                mkdir()?;
+                ticks.write(&target).map_err(|e| e.to_string())?;
+                Summary::of(&ticks.time, None)
+            }
+        };
         let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-        Ok((bars, bytes))
+        Ok((summary, bytes))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("converting an upload: {e}")));
     let _ = tokio::fs::remove_file(&received.path).await;
-    let (bars, bytes) = converted?.map_err(|message| ApiError::field("file", message))?;
+    let (s, bytes) = converted?.map_err(|message| ApiError::field("file", message))?;
 
-    let s = summarize(&bars);
     let inserted = ctx
         .store
         .insert_dataset(&NewDataset {
@@ -372,6 +413,7 @@ pub async fn upload(
             name: name.clone(),
             symbol,
             path: relative.clone(),
+            kind,
             bars: s.bars,
             first_time: s.first_time,
             last_time: s.last_time,

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::data::LoadOptions;
+use engine::spec::Precision;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use strata_core::job::{Job, JobKind, JobStatus};
-use strata_core::store::{CancelOutcome, JobFilter, NewJob, Submitted};
+use strata_core::store::{CancelOutcome, DatasetKind, JobFilter, NewJob, Submitted};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -40,6 +41,8 @@ pub struct Validated {
     pub dataset: String,
     /// The spec's range and timeframe, to count the bars the job runs on.
     pub load: LoadOptions,
+    /// Bar, hybrid or tick: which kind of data set the job needs.
+    pub precision: Precision,
 }
 
 /// Reads a JSON request body, refusing other content types and naming where the JSON breaks.
@@ -72,6 +75,30 @@ pub async fn submit(
     job: Validated,
 ) -> ApiResult<Response> {
     let data = super::datasets::resolve(ctx, &user.sub, &job.dataset).await?;
+    match (job.precision, data.kind) {
+        (Precision::Tick, DatasetKind::Bars) => {
+            return Err(ApiError::field(
+                "data.dataset",
+                format!(
+                    "'{}' holds bars; precision 'tick' runs on tick data (trades and book \
+                     events): upload some with POST /v1/datasets?kind=ticks, or ask for \
+                     precision 'bar' or 'hybrid'",
+                    data.name
+                ),
+            ))
+        }
+        (Precision::Bar | Precision::Hybrid, DatasetKind::Ticks) => {
+            return Err(ApiError::field(
+                "data.dataset",
+                format!(
+                    "'{}' holds tick data, which runs at precision 'tick'; this spec asks for '{}'",
+                    data.name,
+                    job.precision.as_str()
+                ),
+            ))
+        }
+        _ => {}
+    }
     crate::quota::check_bars(ctx, user, &data, &job.load).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,

@@ -7,12 +7,13 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use engine::spec::SpecErrors;
+use engine::sweep::SetCount;
 use strata_core::job::{parse_sweep, JobKind};
 
 use super::jobs::{json_body, submit, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::request_id::RequestId;
 
 /// The routes of this resource.
@@ -32,6 +33,7 @@ pub fn router() -> Router<ApiContext> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely: the first job is returned")),
     responses((status = 202, description = "Queued; `Location` is the job", body = super::jobs::JobView),
               (status = 422, description = "Invalid spec or grid", body = crate::error::Problem),
+              (status = 403, description = "A precision the caller's tier does not include", body = crate::error::Problem),
               (status = 401, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -43,16 +45,33 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let value = json_body(&headers, &body)?;
     let (spec, sweep) = parse_sweep(&value)?;
-    let plan = spec.plan()?;
-    // Expanding the grid checks the parameter names, the ranges, the constraint and the objective.
-    let sets = sweep.parameter_sets(&plan.strategy).map_err(SpecErrors)?;
-    crate::quota::check_sweep_sets(&ctx, &user, sets.len())?;
+    crate::quota::check_precision(&ctx, &user, spec.precision)?;
+    let limit = ctx.config.tiers.quota(user.tier).sweep_sets;
+    // A grid can hold millions of sets: counting and expanding them is CPU work, kept off the
+    // threads that serve requests.
+    let (spec, plan, count) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let plan = spec.plan_sweep()?;
+        // Counted first, so a grid far beyond the quota is refused without being built.
+        let counted = sweep
+            .count_sets(&plan.strategy, limit.unwrap_or(u64::MAX))
+            .map_err(SpecErrors)?;
+        if let SetCount::MoreThan(_) = counted {
+            return Ok((spec, plan, counted));
+        }
+        // Expanding the grid checks that every set binds (integer periods, say).
+        let sets = sweep.parameter_sets(&plan.strategy).map_err(SpecErrors)?;
+        Ok((spec, plan, SetCount::Exactly(sets.len() as u64)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("sweep validation: {e}")))??;
+    crate::quota::check_sweep_sets(&ctx, &user, count)?;
     let dataset = spec.data.dataset.clone().unwrap_or_default();
     let job = Validated {
         kind: JobKind::Sweep,
         spec: value,
         dataset,
         load: plan.load,
+        precision: plan.precision,
     };
     submit(&ctx, &user, request_id, &headers, job).await
 }

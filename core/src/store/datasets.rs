@@ -6,6 +6,39 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 
+/// What a data set holds.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    sqlx::Type,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// OHLCV bars, for bar and hybrid precision.
+    #[default]
+    Bars,
+    /// Trades and level-2 book events, for tick precision.
+    Ticks,
+}
+
+impl DatasetKind {
+    /// `bars` or `ticks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetKind::Bars => "bars",
+            DatasetKind::Ticks => "ticks",
+        }
+    }
+}
+
 /// A data set as its owner sees it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Dataset {
@@ -15,7 +48,9 @@ pub struct Dataset {
     pub name: String,
     /// The instrument (the name, unless the upload said otherwise).
     pub symbol: String,
-    /// Number of bars.
+    /// Bars or ticks.
+    pub kind: DatasetKind,
+    /// Number of bars (of events, for tick data).
     pub bars: i64,
     /// Time of the first bar.
     pub first_time: DateTime<Utc>,
@@ -48,7 +83,9 @@ pub struct NewDataset {
     pub symbol: String,
     /// Where the bars are, relative to the data directory.
     pub path: String,
-    /// Number of bars.
+    /// Bars or ticks.
+    pub kind: DatasetKind,
+    /// Number of bars (of events, for tick data).
     pub bars: i64,
     /// Time of the first bar.
     pub first_time: DateTime<Utc>,
@@ -61,15 +98,15 @@ pub struct NewDataset {
 }
 
 const DATASET_COLUMNS: &str =
-    "id, name, symbol, bars, first_time, last_time, spacing_seconds, bytes, created_at, path";
+    "id, name, symbol, kind, bars, first_time, last_time, spacing_seconds, bytes, created_at, path";
 
 impl Store {
     /// Records an uploaded data set; `None` when the owner already has one of that name.
     pub async fn insert_dataset(&self, d: &NewDataset) -> Result<Option<Dataset>, StoreError> {
         sqlx::query_as(&format!(
             "INSERT INTO datasets (id, owner, name, symbol, path, bars, first_time, last_time,
-                                   spacing_seconds, bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                   spacing_seconds, bytes, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (owner, name) DO NOTHING
              RETURNING {DATASET_COLUMNS}"
         ))
@@ -83,6 +120,7 @@ impl Store {
         .bind(d.last_time)
         .bind(d.spacing_seconds)
         .bind(d.bytes)
+        .bind(d.kind)
         .fetch_optional(&self.pool)
         .await
     }

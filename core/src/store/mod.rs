@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use admin::{RetryOutcome, RunningJob, TierLoad, WorkerSeen};
-pub use datasets::{Dataset, NewDataset};
+pub use datasets::{Dataset, DatasetKind, NewDataset};
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
 pub use worker::*;
 

@@ -1,4 +1,5 @@
-//! What can go wrong loading, validating, filtering and resampling bars.
+//! What can go wrong loading, validating, filtering and resampling bars, and reading and writing
+//! trades and book events.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,31 @@ pub enum DataError {
         last: Option<i64>,
     },
 
+    /// Filtering trades and book events by `start`/`end` left none.
+    #[error("no events {}; the data covers {}", describe_range(.start, .end), describe_coverage(.first, .last))]
+    NoEventsInRange {
+        /// Inclusive lower bound, ns.
+        start: Option<i64>,
+        /// Inclusive upper bound, ns.
+        end: Option<i64>,
+        /// First event of the unfiltered data, if known.
+        first: Option<i64>,
+        /// Last event of the unfiltered data, if known.
+        last: Option<i64>,
+    },
+
+    /// Events that the file format cannot express (a book clear without the snapshot rows that
+    /// must follow it at the same time).
+    #[error("cannot write {}: event {event}: {reason}", .path.display())]
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// 1-based index of the event.
+        event: usize,
+        /// What the format cannot express.
+        reason: &'static str,
+    },
+
     /// A `start`/`end` text that is not a date or date-time.
     #[error("invalid time \"{text}\": {reason}")]
     InvalidTime {
@@ -150,7 +176,7 @@ pub enum DataError {
     },
 }
 
-/// What is wrong with one row of bars.
+/// What is wrong with one row of bars, or of trades and book events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowProblem {
     /// An empty cell where a value is required.
@@ -222,6 +248,30 @@ pub enum RowProblem {
         /// Its timestamp, ns.
         previous_time: i64,
     },
+    /// A negative trade or level size.
+    NegativeSize {
+        /// The value.
+        value: f64,
+    },
+    /// A trade of size 0 (a level of size 0 is a removal, a trade of nothing is an error).
+    ZeroTradeSize,
+    /// A `type` cell that is not `trade`, `update` or `snapshot`.
+    UnknownEventType {
+        /// The cell's text.
+        text: String,
+    },
+    /// A book row (`update` or `snapshot`) whose side is not `bid` or `ask`.
+    BookSide {
+        /// `update` or `snapshot`.
+        kind: &'static str,
+        /// The cell's text (empty when missing).
+        text: String,
+    },
+    /// A trade whose side is not `buy`, `sell` or empty.
+    TradeSide {
+        /// The cell's text.
+        text: String,
+    },
 }
 
 impl fmt::Display for RowProblem {
@@ -248,6 +298,20 @@ impl fmt::Display for RowProblem {
                 "timestamp is earlier than row {previous_row} ({}); rows must be sorted by time, oldest first",
                 format_time_short(*previous_time)
             ),
+            RowProblem::NegativeSize { value } => write!(f, "size {value} is negative"),
+            RowProblem::ZeroTradeSize => write!(f, "trade size is 0; a trade must have a positive size"),
+            RowProblem::UnknownEventType { text } => {
+                write!(f, "type \"{text}\" is not trade, update or snapshot")
+            }
+            RowProblem::BookSide { kind, text } if text.trim().is_empty() => {
+                write!(f, "side is missing; a book row ({kind}) needs bid or ask")
+            }
+            RowProblem::BookSide { kind, text } => {
+                write!(f, "side \"{text}\" of a book row ({kind}) is not bid or ask")
+            }
+            RowProblem::TradeSide { text } => {
+                write!(f, "side \"{text}\" of a trade is not buy, sell or empty")
+            }
         }
     }
 }

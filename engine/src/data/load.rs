@@ -256,13 +256,13 @@ fn csv_options(columns: Option<&Columns>, schema: Option<Schema>) -> CsvReadOpti
 }
 
 /// A float column as a vector, nulls as NaN, with the index of the first null.
-struct Floats {
-    values: Vec<f64>,
-    first_missing: Option<(usize, &'static str)>,
-    all_missing: bool,
+pub(crate) struct Floats {
+    pub(crate) values: Vec<f64>,
+    pub(crate) first_missing: Option<(usize, &'static str)>,
+    pub(crate) all_missing: bool,
 }
 
-fn floats(ca: &Float64Chunked, ours: &'static str) -> Floats {
+pub(crate) fn floats(ca: &Float64Chunked, ours: &'static str) -> Floats {
     let mut values = Vec::with_capacity(ca.len());
     for array in ca.downcast_iter() {
         values.extend_from_slice(array.values());
@@ -284,7 +284,7 @@ fn floats(ca: &Float64Chunked, ours: &'static str) -> Floats {
 }
 
 /// Parses a text column of numbers (after polars refused it), naming the first bad row.
-fn parse_text_floats(
+pub(crate) fn parse_text_floats(
     ca: &StringChunked,
     ours: &'static str,
     time: &[i64],
@@ -321,7 +321,7 @@ fn parse_text_floats(
 
 /// Parses a text time column: all dates/date-times, or all integer epochs (one unit for the
 /// column, from its largest magnitude).
-fn parse_text_times(
+pub(crate) fn parse_text_times(
     ca: &StringChunked,
     row_of: impl Fn(usize) -> usize,
 ) -> Result<Vec<i64>, DataError> {
@@ -444,11 +444,11 @@ fn assemble(
 // Parquet
 
 /// Name of the row-index column read along with a Parquet file.
-const ROW_INDEX: &str = "__strata_row";
+pub(crate) const ROW_INDEX: &str = "__strata_row";
 
 /// How a Parquet time column maps to ns, and how to compare it with a bound.
 #[derive(Debug, Clone)]
-enum ParquetTime {
+pub(crate) enum ParquetTime {
     /// `Datetime` in a unit of this many ns, with its time zone (values are UTC).
     Datetime(TimeUnit, Option<TimeZone>),
     /// `Date`: days since the epoch.
@@ -469,7 +469,7 @@ fn time_unit_nanos(unit: TimeUnit) -> i64 {
 
 impl ParquetTime {
     /// ns per stored unit, for the kinds that are stored as numbers.
-    fn scale(&self) -> Option<i64> {
+    pub(crate) fn scale(&self) -> Option<i64> {
         match self {
             ParquetTime::Datetime(unit, _) => Some(time_unit_nanos(*unit)),
             ParquetTime::Date => Some(NANOS_PER_DAY),
@@ -497,7 +497,12 @@ impl ParquetTime {
     }
 
     /// The predicate `start <= time <= end` on the stored values, if it can be pushed down.
-    fn predicate(&self, column: &str, start: Option<i64>, end: Option<i64>) -> Option<Expr> {
+    pub(crate) fn predicate(
+        &self,
+        column: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Option<Expr> {
         let scale = self.scale()?;
         let lower = start.map(|s| {
             let (column, bound) = self.operands(column, div_ceil(s, scale));
@@ -524,7 +529,7 @@ fn div_ceil(a: i64, b: i64) -> i64 {
 }
 
 /// A lazy scan of one Parquet file, optionally numbering its rows from 0 in `row_index`.
-fn scan_parquet(path: &Path, row_index: Option<&str>) -> Result<LazyFrame, DataError> {
+pub(crate) fn scan_parquet(path: &Path, row_index: Option<&str>) -> Result<LazyFrame, DataError> {
     let source = PlRefPath::try_from_path(path).map_err(|e| DataError::read(path, e))?;
     let args = ScanArgsParquet {
         glob: false,
@@ -672,7 +677,11 @@ fn read_parquet(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
 }
 
 /// The epoch unit of an integer time column, from its largest magnitude.
-fn parquet_epoch_unit(path: &Path, lf: &LazyFrame, time: &str) -> Result<EpochUnit, DataError> {
+pub(crate) fn parquet_epoch_unit(
+    path: &Path,
+    lf: &LazyFrame,
+    time: &str,
+) -> Result<EpochUnit, DataError> {
     let df = lf
         .clone()
         .select([
@@ -691,7 +700,7 @@ fn parquet_epoch_unit(path: &Path, lf: &LazyFrame, time: &str) -> Result<EpochUn
 }
 
 /// First and last time of the whole file, for the message when a filter leaves nothing.
-fn parquet_coverage(
+pub(crate) fn parquet_coverage(
     path: &Path,
     time: &str,
     kind: &ParquetTime,
@@ -719,7 +728,7 @@ fn parquet_coverage(
 }
 
 /// A Parquet time column as ns since the epoch.
-fn parquet_times(
+pub(crate) fn parquet_times(
     path: &Path,
     column: &Column,
     kind: &ParquetTime,

@@ -12,9 +12,16 @@ mod resample;
 pub mod synthetic;
 mod time;
 mod validate;
+pub(crate) mod write;
 
 pub use error::{DataError, RowProblem};
 pub use load::{load, LoadOptions};
+// The column readers shared with the tick loader (`crate::tick`), which reads the same kinds of
+// time and number columns.
+pub(crate) use load::{
+    floats, parquet_coverage, parquet_epoch_unit, parquet_times, parse_text_floats,
+    parse_text_times, scan_parquet, Floats, ParquetTime, ROW_INDEX,
+};
 pub use time::{
     format_duration, format_time, format_time_short, parse_time_bound, serialize_time,
     serialize_times, EpochUnit, Rfc3339, ShortTime, Timeframe, NANOS_PER_DAY, NANOS_PER_HOUR,

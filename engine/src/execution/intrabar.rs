@@ -1,9 +1,10 @@
 //! The price source inside a bar: the seam between precisions.
 //!
 //! The simulator asks one question inside a bar — does an open position's stop-loss or
-//! take-profit trigger, which one first, and at what price? Bar precision answers from the bar's
-//! open, high and low; hybrid precision (a simulated path) and tick precision (real trades) answer
-//! the same question from finer prices.
+//! take-profit trigger, which one first, and at what price? Bar precision ([`BarRange`]) answers
+//! from the bar's open, high and low; hybrid precision ([`Hybrid`](super::Hybrid)) answers as bar
+//! precision does except where both levels lie inside a volatile bar, where a seeded simulated
+//! path decides. Tick precision answers from real trades in its own event loop (`crate::tick`).
 
 use super::{ExitReason, Side};
 use crate::data::Bars;
@@ -36,7 +37,7 @@ pub trait Intrabar {
 /// A bar that opens through a level fills at the open (a gap: the level was never traded).
 /// Otherwise a level inside `[low, high]` fills at the level. When both the stop and the target
 /// lie inside one bar, the order of touches is unknown; the stop is assumed first, the
-/// conservative choice (hybrid precision resolves it with a simulated path).
+/// conservative choice ([`Hybrid`](super::Hybrid) resolves it with a simulated path).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BarRange;
 

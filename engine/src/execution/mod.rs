@@ -4,17 +4,23 @@
 //! Within bar `i` events happen in this order:
 //! 1. **open** — an order decided at the previous close (`fill = next_open`) fills at the open;
 //! 2. **inside the bar** — an open position's stop-loss and take-profit are checked against the
-//!    bar's prices as given by an [`Intrabar`] price source (the only thing that differs between
-//!    bar, hybrid and tick precision);
+//!    bar's prices as given by an [`Intrabar`] price source, the only thing that differs between
+//!    precisions: [`BarRange`] (bar precision: the bar's open, high and low) or [`Hybrid`] (hybrid
+//!    precision: a seeded simulated path inside volatile bars where both levels lie; chosen by
+//!    [`Execution::hybrid`]). Tick precision replays real trades instead (`crate::tick`);
 //! 3. **close** — the entry and exit signals of bar `i` are read; with `fill = close` the order
 //!    fills at this close, with `fill = next_open` it waits for the next bar's open;
 //! 4. **mark** — equity is cash plus the position valued at the close.
 
+mod hybrid;
 mod intrabar;
 mod simulator;
 
+pub use hybrid::{Hybrid, HybridSettings};
 pub use intrabar::{BarRange, Intrabar, ProtectiveExit};
 pub use simulator::{simulate, Simulation};
+// The tick event loop reads signals with the same rules.
+pub(crate) use simulator::{decide, Order};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +105,8 @@ pub struct Execution {
     pub stop_loss: Option<f64>,
     /// Take-profit distance from the entry price, as a fraction.
     pub take_profit: Option<f64>,
+    /// Hybrid precision's settings; `None` runs at bar precision.
+    pub hybrid: Option<HybridSettings>,
 }
 
 impl Default for Execution {
@@ -114,6 +122,7 @@ impl Default for Execution {
             lot_size: None,
             stop_loss: None,
             take_profit: None,
+            hybrid: None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct Simulation {
 
 /// What the signals of one bar ask for, given the position held at that bar's close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
+pub(crate) enum Order {
     Open(Side),
     Close,
     /// Close the position and open the opposite one at the same price (`long_short`).
@@ -28,7 +28,12 @@ enum Order {
 /// Reads one bar's entry and exit signals against the current position.
 ///
 /// Conflicting signals (entry and exit on the same bar) cancel out, as in vectorbt.
-fn decide(direction: Direction, held: Option<Side>, entry: bool, exit: bool) -> Option<Order> {
+pub(crate) fn decide(
+    direction: Direction,
+    held: Option<Side>,
+    entry: bool,
+    exit: bool,
+) -> Option<Order> {
     if entry == exit {
         return None;
     }

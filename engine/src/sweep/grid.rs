@@ -149,6 +149,94 @@ impl SweepSpec {
     /// strategy's parameters, grid values, the objective, the constraint (with its column), and
     /// that the entry and exit expressions bind with every set (periods must be integers).
     pub fn parameter_sets(&self, strategy: &Strategy) -> Result<Vec<Params>, Vec<SpecError>> {
+        let Checked {
+            grid,
+            size,
+            constraint,
+            entry,
+            exit,
+        } = self.check(strategy)?;
+        let keep = |index: u64| {
+            constraint.as_ref().is_none_or(|c| {
+                c.bind(&grid.set(index))
+                    .is_ok_and(|bound| bound.constant() == Some(true))
+            })
+        };
+        let indices: Vec<u64> = match self.samples {
+            Some(wanted) if (wanted as u64) < size => {
+                sample(size, wanted, self.seed.unwrap_or(0), keep)
+            }
+            _ => (0..size).filter(|&i| keep(i)).collect(),
+        };
+        if indices.is_empty() {
+            let source = self.constraint.as_deref().unwrap_or_default();
+            let which = match self.samples {
+                Some(wanted) if (wanted as u64) < size => format!(
+                    "{} sets drawn from the grid of {size}",
+                    size.min((wanted as u64).saturating_mul(DRAWS_PER_SAMPLE))
+                ),
+                _ => format!("{size} sets of the grid"),
+            };
+            return Err(vec![SpecError::new(
+                "constraint",
+                format!("no parameter set is left: '{source}' is false for all {which}"),
+            )]);
+        }
+        let sets: Vec<Params> = indices.into_iter().map(|i| grid.set(i)).collect();
+        // The first set that does not bind (a fractional period, say) is reported.
+        let mut errors = Vec::new();
+        for set in &sets {
+            for (ast, field) in [(&entry, "strategy.entry"), (&exit, "strategy.exit")] {
+                if let Err(e) = ast.bind(set) {
+                    errors.push(SpecError::expression(
+                        field,
+                        ExprError {
+                            message: format!("{} (with {})", e.message, describe(set)),
+                            ..e
+                        },
+                    ));
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+        }
+        Ok(sets)
+    }
+
+    /// How many sets [`parameter_sets`](Self::parameter_sets) would give, counted without
+    /// building them and given up past `limit`: a quota check that costs little for a grid far
+    /// beyond it. With `samples`, the count is the number wanted (an upper bound).
+    pub fn count_sets(&self, strategy: &Strategy, limit: u64) -> Result<SetCount, Vec<SpecError>> {
+        let Checked {
+            grid,
+            size,
+            constraint,
+            ..
+        } = self.check(strategy)?;
+        if let Some(wanted) = self.samples.filter(|&wanted| (wanted as u64) < size) {
+            return Ok(SetCount::Exactly(wanted as u64));
+        }
+        let Some(constraint) = constraint else {
+            return Ok(SetCount::Exactly(size));
+        };
+        let mut kept = 0;
+        for index in 0..size {
+            if constraint
+                .bind(&grid.set(index))
+                .is_ok_and(|bound| bound.constant() == Some(true))
+            {
+                kept += 1;
+                if kept > limit {
+                    return Ok(SetCount::MoreThan(limit));
+                }
+            }
+        }
+        Ok(SetCount::Exactly(kept))
+    }
+
+    /// Checks the grid, the objective and the constraint; the grid ready to enumerate.
+    fn check(&self, strategy: &Strategy) -> Result<Checked, Vec<SpecError>> {
         let mut errors = Vec::new();
         let mut parse = |source: &str, field: &str| {
             expr::parse(source)
@@ -212,61 +300,42 @@ impl SweepSpec {
         if let Some(constraint) = &constraint {
             check_constraint(constraint, &grid.set(0)).map_err(|e| vec![e])?;
         }
-        let keep = |index: u64| {
-            constraint.as_ref().is_none_or(|c| {
-                c.bind(&grid.set(index))
-                    .is_ok_and(|bound| bound.constant() == Some(true))
-            })
-        };
-        let indices: Vec<u64> = match self.samples {
-            Some(wanted) if (wanted as u64) < size => {
-                sample(size, wanted, self.seed.unwrap_or(0), keep)
-            }
-            _ if size > MAX_SETS => {
-                return Err(vec![SpecError::new(
-                    "grid",
-                    format!(
-                        "the grid has {size} parameter sets, more than the {MAX_SETS} a sweep \
-                         runs; use samples to draw some of them"
-                    ),
-                )]);
-            }
-            _ => (0..size).filter(|&i| keep(i)).collect(),
-        };
-        if indices.is_empty() {
-            let source = self.constraint.as_deref().unwrap_or_default();
-            let which = match self.samples {
-                Some(wanted) if (wanted as u64) < size => format!(
-                    "{} sets drawn from the grid of {size}",
-                    size.min((wanted as u64).saturating_mul(DRAWS_PER_SAMPLE))
-                ),
-                _ => format!("{size} sets of the grid"),
-            };
+        if size > MAX_SETS && self.samples.is_none_or(|wanted| wanted as u64 >= size) {
             return Err(vec![SpecError::new(
-                "constraint",
-                format!("no parameter set is left: '{source}' is false for all {which}"),
+                "grid",
+                format!(
+                    "the grid has {size} parameter sets, more than the {MAX_SETS} a sweep runs; \
+                     use samples to draw some of them"
+                ),
             )]);
         }
-        let sets: Vec<Params> = indices.into_iter().map(|i| grid.set(i)).collect();
-        // The first set that does not bind (a fractional period, say) is reported.
-        for set in &sets {
-            for (ast, field) in [(&entry, "strategy.entry"), (&exit, "strategy.exit")] {
-                if let Err(e) = ast.bind(set) {
-                    errors.push(SpecError::expression(
-                        field,
-                        ExprError {
-                            message: format!("{} (with {})", e.message, describe(set)),
-                            ..e
-                        },
-                    ));
-                }
-            }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-        }
-        Ok(sets)
+        Ok(Checked {
+            grid,
+            size,
+            constraint,
+            entry,
+            exit,
+        })
     }
+}
+
+/// A sweep spec whose grid, objective and constraint passed their checks.
+struct Checked {
+    grid: Grid,
+    /// Sets in the whole grid, before the constraint.
+    size: u64,
+    constraint: Option<Ast>,
+    entry: Ast,
+    exit: Ast,
+}
+
+/// The number of parameter sets of a sweep, as far as it was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetCount {
+    /// This many.
+    Exactly(u64),
+    /// More than this many (counting stopped there).
+    MoreThan(u64),
 }
 
 /// `fast=5, slow=20`.
@@ -653,6 +722,42 @@ mod tests {
         assert_eq!(
             pairs(&sets, "fast", "slow"),
             [(10., 20.), (10., 30.), (20., 10.), (20., 30.)]
+        );
+    }
+
+    #[test]
+    fn sets_are_counted_without_being_built_and_counting_stops_past_the_limit() {
+        let strategy = template("sma_cross");
+        // 2,000 x 2,000 = 4,000,000 sets: counting must not enumerate them.
+        let grid = spec(&[("fast", text("1:2000:1")), ("slow", text("1:2000:1"))]);
+        assert_eq!(
+            grid.count_sets(&strategy, 100),
+            Ok(SetCount::Exactly(4_000_000))
+        );
+        let constrained = SweepSpec {
+            constraint: Some("fast < slow".to_owned()),
+            ..grid.clone()
+        };
+        assert_eq!(
+            constrained.count_sets(&strategy, 100),
+            Ok(SetCount::MoreThan(100))
+        );
+        let small = SweepSpec {
+            constraint: Some("fast < slow".to_owned()),
+            ..spec(&[("fast", text("5:20:5")), ("slow", text("10:30:10"))])
+        };
+        let built = small.parameter_sets(&strategy).unwrap().len() as u64;
+        assert_eq!(
+            small.count_sets(&strategy, 100),
+            Ok(SetCount::Exactly(built))
+        );
+        let sampled = SweepSpec {
+            samples: Some(50),
+            ..grid
+        };
+        assert_eq!(
+            sampled.count_sets(&strategy, 100),
+            Ok(SetCount::Exactly(50))
         );
     }
 

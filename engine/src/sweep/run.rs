@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{Cancelled, Control, Objective, SetResult, SweepResult, SweepSpec};
 use crate::data::Bars;
-use crate::execution::{simulate, BarRange, Execution, Simulation};
+use crate::execution::{simulate, BarRange, Execution, Hybrid, Simulation};
 use crate::expr::{self, Ast, Params, SeriesCache};
 use crate::metrics::{MetricInputs, Metrics};
 use crate::spec::SpecError;
@@ -139,7 +139,7 @@ pub(crate) struct Stage<'a> {
     pub window: Option<(&'a Bars, usize)>,
     /// Indicators over `history`, shared by every set.
     pub cache: &'a SeriesCache,
-    /// Fills, costs, sizing and starting cash.
+    /// Fills, costs, sizing and starting cash; bar or hybrid precision.
     pub execution: &'a Execution,
     /// Bars per year for the metrics.
     pub periods_per_year: f64,
@@ -157,17 +157,21 @@ impl Stage<'_> {
     /// Runs one bound strategy: signals, simulation of the window, metrics.
     pub(crate) fn run(&self, strategy: &CompiledStrategy) -> Run {
         let signals = strategy.signals(self.history, self.cache);
-        let (bars, range) = match self.window {
-            Some((bars, start)) => (bars, start..start + bars.len()),
-            None => (self.history, 0..self.history.len()),
+        let (bars, start) = self.window.unwrap_or((self.history, 0));
+        let range = start..start + bars.len();
+        let (entries, exits) = (&signals.entries[range.clone()], &signals.exits[range]);
+        let simulation = match self.execution.hybrid {
+            // Judged and seeded as the same bars of `history`, so a window's bars are decided
+            // as in one backtest over all of it.
+            Some(settings) => simulate(
+                bars,
+                entries,
+                exits,
+                self.execution,
+                &mut Hybrid::in_window(settings, self.history, start),
+            ),
+            None => simulate(bars, entries, exits, self.execution, &mut BarRange),
         };
-        let simulation = simulate(
-            bars,
-            &signals.entries[range.clone()],
-            &signals.exits[range],
-            self.execution,
-            &mut BarRange,
-        );
         let metrics = Metrics::compute(MetricInputs {
             equity: &simulation.equity,
             initial_cash: self.execution.initial_cash,

@@ -703,3 +703,94 @@ fn timing_45_sets_on_a_million_bars() {
         );
     }
 }
+
+/// Stops and targets 1 % away, hybrid paths in bars over 1.2 x their recent mean range.
+fn hybrid_execution() -> Execution {
+    Execution {
+        stop_loss: Some(0.01),
+        take_profit: Some(0.01),
+        hybrid: Some(crate::execution::HybridSettings {
+            seed: 7,
+            threshold: 1.2,
+            ..crate::execution::HybridSettings::default()
+        }),
+        ..execution()
+    }
+}
+
+#[test]
+fn a_hybrid_sweep_matches_its_backtests_on_any_thread_count() {
+    let bars = goog();
+    let strategy = sma_cross();
+    let spec = small_spec();
+    let sets = spec.parameter_sets(&strategy).unwrap();
+    let sweep = |threads| {
+        run_sweep(
+            &bars,
+            &strategy,
+            &sets,
+            &hybrid_execution(),
+            None,
+            &spec,
+            &pool(threads),
+            &Control::default(),
+        )
+        .unwrap()
+    };
+    let result = sweep(4);
+    assert_eq!(json(&result), json(&sweep(1)));
+    let mut simulated = 0;
+    let mut differs = false;
+    for set in &result.results {
+        let compiled = Strategy {
+            params: set.params.clone(),
+            ..sma_cross()
+        }
+        .compile()
+        .unwrap();
+        let hybrid = run_backtest(&bars, &compiled, &hybrid_execution(), None);
+        assert_eq!(
+            json(&set.metrics),
+            json(&hybrid.metrics),
+            "{:?}",
+            set.params
+        );
+        if let crate::PrecisionReport::Hybrid { simulated_bars, .. } = hybrid.precision {
+            simulated += simulated_bars;
+        }
+        let bar_execution = Execution {
+            hybrid: None,
+            ..hybrid_execution()
+        };
+        let bar = run_backtest(&bars, &compiled, &bar_execution, None);
+        differs |= json(&bar.metrics) != json(&hybrid.metrics);
+    }
+    // The paths did decide some bars, and that changed some results.
+    assert!(simulated > 0);
+    assert!(differs);
+}
+
+#[test]
+fn a_hybrid_walk_forward_is_the_same_on_any_thread_count() {
+    let bars = goog();
+    let strategy = sma_cross();
+    let spec = small_spec();
+    let sets = spec.parameter_sets(&strategy).unwrap();
+    let walk = |threads| {
+        run_walk_forward(
+            &bars,
+            &strategy,
+            &sets,
+            &hybrid_execution(),
+            None,
+            &spec,
+            &bar_walk("500", "250", false),
+            &pool(threads),
+            &Control::default(),
+        )
+        .unwrap()
+    };
+    let hybrid = walk(3);
+    assert_eq!(json(&hybrid), json(&walk(1)));
+    assert_eq!(hybrid.windows.len(), 6);
+}

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use engine::data::{Bars, LoadOptions};
+use engine::tick::TickData;
 use serde_json::Value;
 use strata_core::job::{JobKind, JobMessage};
 use strata_core::store::{Claimed, Retry};
@@ -182,21 +183,38 @@ impl Input<'_> {
     /// The job's bars, from the cache or the file, with errors that name the data set rather
     /// than the server's directories.
     pub(crate) fn load(&self, options: &LoadOptions) -> Result<Arc<Bars>, JobError> {
-        if !self.path.exists() {
-            return Err(JobError::Failed(format!(
-                "the data file {} is gone: the data set was deleted after the job was submitted",
-                self.data_path
-            )));
+        self.check_exists()?;
+        self.bars
+            .load(self.path, options)
+            .map_err(|e| self.data_error(e))
+    }
+
+    /// The job's trades and book events, read from the file (tick data sets are read once per
+    /// job: they are large and rarely shared by jobs in a row).
+    pub(crate) fn load_ticks(&self, options: &LoadOptions) -> Result<TickData, JobError> {
+        self.check_exists()?;
+        engine::tick::load(self.path, options).map_err(|e| self.data_error(e))
+    }
+
+    fn check_exists(&self) -> Result<(), JobError> {
+        if self.path.exists() {
+            return Ok(());
         }
-        self.bars.load(self.path, options).map_err(|e| {
-            let full = self.path.display().to_string();
-            let message = e.to_string().replace(&full, self.data_path);
-            if is_passing(&e) {
-                JobError::Transient(message)
-            } else {
-                JobError::Failed(message)
-            }
-        })
+        Err(JobError::Failed(format!(
+            "the data file {} is gone: the data set was deleted after the job was submitted",
+            self.data_path
+        )))
+    }
+
+    /// A data error, naming the data set rather than the server's directories.
+    fn data_error(&self, e: engine::data::DataError) -> JobError {
+        let full = self.path.display().to_string();
+        let message = e.to_string().replace(&full, self.data_path);
+        if is_passing(&e) {
+            JobError::Transient(message)
+        } else {
+            JobError::Failed(message)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::{Input, JobError, Output};
 /// (every set, ranked; the `top` best also carry their equity).
 pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     let (spec, sweep) = parse_sweep(input.spec).map_err(JobError::invalid_spec)?;
-    let plan = spec.plan().map_err(JobError::invalid_spec)?;
+    let plan = spec.plan_sweep().map_err(JobError::invalid_spec)?;
     let sets = sweep
         .parameter_sets(&plan.strategy)
         .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
