@@ -148,8 +148,9 @@ impl Columns {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-/// Reads every row of a CSV file into bars (not yet validated).
-fn read_csv(path: &Path) -> Result<Bars, DataError> {
+/// The column names of a CSV file, from its header alone; [`DataError::Empty`] for an empty
+/// file or one without a header.
+pub(crate) fn csv_header(path: &Path) -> Result<Vec<PlSmallStr>, DataError> {
     let bytes = std::fs::metadata(path)
         .map_err(|source| DataError::Io {
             action: "read",
@@ -163,7 +164,6 @@ fn read_csv(path: &Path) -> Result<Bars, DataError> {
     if bytes == 0 {
         return Err(empty());
     }
-    // The header alone, every column as text, to find the columns.
     let header = csv_options(None, None)
         .with_n_rows(Some(0))
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
@@ -173,6 +173,15 @@ fn read_csv(path: &Path) -> Result<Bars, DataError> {
     if names.iter().all(|n| n.trim().is_empty()) && names.len() <= 1 {
         return Err(empty());
     }
+    Ok(names)
+}
+
+/// Reads every row of a CSV file into bars (not yet validated).
+fn read_csv(path: &Path) -> Result<Bars, DataError> {
+    let empty = || DataError::Empty {
+        path: path.to_path_buf(),
+    };
+    let names = csv_header(path)?;
     let columns = Columns::resolve(path, &names)?;
 
     // Fast path: polars parses the prices as floats; the time column stays text for our parser.
@@ -240,14 +249,21 @@ fn read_csv(path: &Path) -> Result<Bars, DataError> {
 
 /// CSV options shared by the header read and the data read.
 fn csv_options(columns: Option<&Columns>, schema: Option<Schema>) -> CsvReadOptions {
+    csv_read_options(columns.map(|c| c.selected().cloned().collect()), schema)
+}
+
+/// CSV options for bars and ticks alike: a header, every column text unless `schema` says
+/// otherwise, only the `selected` columns when given.
+pub(crate) fn csv_read_options(
+    selected: Option<Arc<[PlSmallStr]>>,
+    schema: Option<Schema>,
+) -> CsvReadOptions {
     let mut options = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
         .with_raise_if_empty(false);
-    if let Some(columns) = columns {
-        options = options.with_columns(Some(
-            columns.selected().cloned().collect::<Arc<[PlSmallStr]>>(),
-        ));
+    if let Some(selected) = selected {
+        options = options.with_columns(Some(selected));
     }
     if let Some(schema) = schema {
         options = options.with_schema_overwrite(Some(Arc::new(schema)));

@@ -18,7 +18,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -27,9 +26,9 @@ use super::book::{Book, BookSide};
 use super::{Aggressor, EventKind, TickData};
 use crate::data::write::{self as file, FileFormat};
 use crate::data::{
-    floats, format_time_short, parquet_coverage, parquet_epoch_unit, parquet_times,
-    parse_text_floats, parse_text_times, scan_parquet, DataError, Floats, LoadOptions, ParquetTime,
-    Rfc3339, RowProblem, ROW_INDEX,
+    csv_header, csv_read_options, floats, format_time_short, parquet_coverage, parquet_epoch_unit,
+    parquet_times, parse_text_floats, parse_text_times, scan_parquet, DataError, Floats,
+    LoadOptions, ParquetTime, Rfc3339, RowProblem, ROW_INDEX,
 };
 
 /// Reads trades and book events from a `.csv` or `.parquet`/`.pq` file (columns in the module
@@ -388,29 +387,10 @@ fn row_problem(
 
 /// Reads and checks every row of a CSV file.
 fn read_csv(path: &Path) -> Result<TickData, DataError> {
-    let bytes = std::fs::metadata(path)
-        .map_err(|source| DataError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
     let empty = || DataError::Empty {
         path: path.to_path_buf(),
     };
-    if bytes == 0 {
-        return Err(empty());
-    }
-    // The header alone, to find the columns.
-    let header = csv_options(None, None)
-        .with_n_rows(Some(0))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| DataError::read(path, e))?;
-    let names = header.get_column_names_owned();
-    if names.iter().all(|n| n.trim().is_empty()) && names.len() <= 1 {
-        return Err(empty());
-    }
+    let names = csv_header(path)?;
     let columns = Columns::resolve(path, &names)?;
 
     // Fast path: polars parses price and size as floats; the rest stays text for our parsers.
@@ -429,7 +409,7 @@ fn read_csv(path: &Path) -> Result<TickData, DataError> {
             .collect()
     };
     let read = |schema: Schema| {
-        csv_options(Some(&columns), Some(schema))
+        csv_read_options(Some(columns.selected().cloned().collect()), Some(schema))
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
             .and_then(|r| r.finish())
     };
@@ -519,22 +499,6 @@ fn is_epoch(text: &str) -> bool {
 /// `type` codes; without a `type` column every row is a trade.
 fn kind_codes(column: Option<&StringChunked>, n: usize) -> Vec<RowType> {
     codes(column, n, RowType::Trade, RowType::parse)
-}
-
-/// CSV options shared by the header read and the data read: every column text unless the
-/// schema says otherwise.
-fn csv_options(columns: Option<&Columns>, schema: Option<Schema>) -> CsvReadOptions {
-    let mut options = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(Some(0))
-        .with_raise_if_empty(false);
-    if let Some(columns) = columns {
-        options = options.with_columns(Some(columns.selected().cloned().collect()));
-    }
-    if let Some(schema) = schema {
-        options = options.with_schema_overwrite(Some(Arc::new(schema)));
-    }
-    options
 }
 
 /// The events of `data` with `start <= time <= end`; an error if none are.
