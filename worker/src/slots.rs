@@ -10,11 +10,21 @@
 //!
 //! A consumer asks for a slot only once it holds a message (see `consumer.rs`), so "waiting"
 //! means "has a job to start", and fetching the next message overlaps the wait.
+//!
+//! A consumer that has just been served is usually back within a Redis round trip with its next
+//! message. Counting it out for that moment would hand its share to the others whenever jobs
+//! are short, so a tier that waited within the last [`GRACE`] still takes part in the pick:
+//! when it wins, the slot is held for it for up to [`GRACE`], then goes to the others.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use strata_core::Tier;
 use tokio::sync::oneshot;
+
+/// How long a tier that just waited keeps its place in the pick, and how long a slot it won
+/// is held for it: a few Redis round trips.
+pub(crate) const GRACE: Duration = Duration::from_millis(5);
 
 /// The slots of one worker process.
 pub(crate) struct Slots {
@@ -28,6 +38,10 @@ struct State {
     credit: [i64; 3],
     /// The consumer of each tier waiting for a slot (each tier has one consumer).
     waiting: [Option<oneshot::Sender<Slot>>; 3],
+    /// When each tier last waited or was served: it stays in the pick for [`GRACE`] after.
+    seen: [Option<Instant>; 3],
+    /// A slot held for a tier that won it while between two waits, since when.
+    held: [Option<Instant>; 3],
 }
 
 /// One job's slot: back to the pool (or straight to a waiting tier) when dropped.
@@ -51,6 +65,8 @@ impl Slots {
                 weights: Tier::ALL.map(|t| i64::from(weight(t).max(1))),
                 credit: [0; 3],
                 waiting: Default::default(),
+                seen: [None; 3],
+                held: [None; 3],
             }),
         })
     }
@@ -65,10 +81,14 @@ impl Slots {
         tier: Tier,
     ) -> impl std::future::Future<Output = Slot> + Send + 'static {
         let slots = Arc::clone(self);
+        self.reclaim();
         let waiting = {
             let mut state = self.lock();
             let i = index(tier);
-            if state.free > 0 {
+            state.seen[i] = Some(Instant::now());
+            if state.held[i].take().is_some() {
+                None
+            } else if state.free > 0 {
                 state.free -= 1;
                 None
             } else {
@@ -79,15 +99,39 @@ impl Slots {
             }
         };
         async move {
-            match waiting {
-                None => Slot { slots: Some(slots) },
-                Some(receiver) => match receiver.await {
-                    Ok(slot) => slot,
+            let Some(mut receiver) = waiting else {
+                return Slot { slots: Some(slots) };
+            };
+            loop {
+                // While it waits, a slot held for a tier that did not come back in time is
+                // passed on (perhaps to this one).
+                match tokio::time::timeout(GRACE, &mut receiver).await {
+                    Ok(Ok(slot)) => return slot,
                     // Never: a sender is dropped only when replaced by the same waiting
                     // consumer, which then awaits the new receiver. Wait for a free slot.
-                    Err(_) => std::future::pending().await,
-                },
+                    Ok(Err(_)) => std::future::pending::<()>().await,
+                    Err(_) => slots.reclaim(),
+                }
             }
+        }
+    }
+
+    /// Passes on the slots held longer than [`GRACE`] for tiers that did not come back.
+    fn reclaim(self: &Arc<Self>) {
+        let now = Instant::now();
+        let expired = {
+            let mut state = self.lock();
+            let mut expired = 0;
+            for held in &mut state.held {
+                if held.is_some_and(|since| now.duration_since(since) >= GRACE) {
+                    *held = None;
+                    expired += 1;
+                }
+            }
+            expired
+        };
+        for _ in 0..expired {
+            self.hand_over();
         }
     }
 
@@ -96,10 +140,19 @@ impl Slots {
         loop {
             let sender = {
                 let mut state = self.lock();
-                match state.pick().and_then(|i| state.waiting[i].take()) {
-                    Some(sender) => sender,
+                let now = Instant::now();
+                let Some(i) = state.pick(now) else {
+                    state.free += 1;
+                    return;
+                };
+                match state.waiting[i].take() {
+                    Some(sender) => {
+                        state.seen[i] = Some(now);
+                        sender
+                    }
+                    // Between two waits: hold the slot for it a moment.
                     None => {
-                        state.free += 1;
+                        state.held[i] = Some(now);
                         return;
                     }
                 }
@@ -120,9 +173,16 @@ impl Slots {
 }
 
 impl State {
-    /// Smooth weighted round robin over the waiting tiers.
-    fn pick(&mut self) -> Option<usize> {
-        let waiting: Vec<usize> = (0..3).filter(|&i| self.waiting[i].is_some()).collect();
+    /// Smooth weighted round robin over the tiers waiting, or that waited within [`GRACE`] and
+    /// hold no slot already.
+    fn pick(&mut self, now: Instant) -> Option<usize> {
+        let waiting: Vec<usize> = (0..3)
+            .filter(|&i| {
+                self.waiting[i].is_some()
+                    || (self.held[i].is_none()
+                        && self.seen[i].is_some_and(|at| now.duration_since(at) < GRACE))
+            })
+            .collect();
         let total: i64 = waiting.iter().map(|&i| self.weights[i]).sum();
         for &i in &waiting {
             self.credit[i] += self.weights[i];
@@ -182,6 +242,29 @@ mod tests {
         assert_eq!(served[&Tier::Elite], 600, "{served:?}");
         assert_eq!(served[&Tier::Pro], 300, "{served:?}");
         assert_eq!(served[&Tier::Basic], 100, "{served:?}");
+    }
+
+    /// Elite, served and back with its next message within the grace period, keeps its turn;
+    /// once it stays away, the held slot goes to the tier that waits.
+    #[tokio::test]
+    async fn a_tier_back_within_the_grace_period_keeps_its_turn() {
+        let slots = Slots::new(1, weights);
+        let elite = slots.acquire(Tier::Elite).await;
+        let pro = tokio::spawn(slots.acquire(Tier::Pro));
+        tokio::task::yield_now().await;
+        drop(elite);
+        // Elite is not waiting at this instant, but it won the slot by weight: it is held.
+        let elite = slots.acquire(Tier::Elite).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !pro.is_finished(),
+            "pro must wait while elite keeps its turn"
+        );
+        drop(elite);
+        // Elite does not come back: after the grace period pro is served.
+        let started = std::time::Instant::now();
+        let _pro = pro.await.unwrap();
+        assert!(started.elapsed() < GRACE * 20, "{:?}", started.elapsed());
     }
 
     #[tokio::test]
