@@ -59,6 +59,18 @@ async fn submit(client: &reqwest::Client, base: &str, path: &str, spec: &Value) 
     job["id"].as_str().unwrap().to_owned()
 }
 
+/// A finished job's result document.
+async fn result(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let response = client
+        .get(format!("{base}/v1/jobs/{id}/result"))
+        .bearer_auth(token("e2e"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
 /// Waits until no job of `e2e` is queued or running.
 async fn wait_all_finished(env: &TestEnv, total: i64, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -144,23 +156,8 @@ async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
         .unwrap();
     assert_eq!(worker_ids, 2, "both workers took jobs");
 
-    let result = |id: String| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            client
-                .get(format!("{base}/v1/jobs/{id}/result"))
-                .bearer_auth(token("e2e"))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
     for (id, fast, slow) in backtests.iter().step_by(7) {
-        let served = result(id.clone()).await;
+        let served = result(&client, &base, id).await;
         let local = cli_json(&[
             "backtest",
             "--data",
@@ -180,7 +177,7 @@ async fn api_and_two_workers_run_50_backtests_and_5_sweeps_exactly_once() {
         );
     }
     for (id, top) in &sweeps {
-        let served = result(id.clone()).await;
+        let served = result(&client, &base, id).await;
         let local = cli_json(&[
             "sweep",
             "--data",
@@ -345,21 +342,7 @@ async fn tick_and_hybrid_backtests_run_through_the_service_as_on_the_command_lin
     }
 
     wait_all_finished(&env, 2, 120).await;
-    let result = |id: String| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let response = client
-                .get(format!("{base}/v1/jobs/{id}/result"))
-                .bearer_auth(token("e2e"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            response.json::<Value>().await.unwrap()
-        }
-    };
-    let served = result(tick_id).await;
+    let served = result(&client, &base, &tick_id).await;
     assert_eq!(served["precision"]["mode"], "tick");
     assert!(
         served["metrics"]["trades"].as_u64().unwrap() > 0,
@@ -387,7 +370,7 @@ async fn tick_and_hybrid_backtests_run_through_the_service_as_on_the_command_lin
     ]);
     assert_eq!(served, local, "the tick backtest differs from the CLI");
 
-    let served = result(hybrid_id).await;
+    let served = result(&client, &base, &hybrid_id).await;
     assert_eq!(served["precision"]["mode"], "hybrid");
     let goog = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/GOOG.csv");
     let local = cli_json(&[

@@ -242,6 +242,31 @@ struct Rows<'a> {
     side_text: Option<&'a StringChunked>,
 }
 
+impl<'a> Rows<'a> {
+    /// The columns read, with the `type` and `side` texts turned into codes.
+    fn new(
+        time: Vec<i64>,
+        price: Floats,
+        size: Floats,
+        kind_text: Option<&'a StringChunked>,
+        side_text: Option<&'a StringChunked>,
+    ) -> Rows<'a> {
+        let (kind, side) = rayon::join(
+            || kind_codes(kind_text, time.len()),
+            || codes(side_text, time.len(), RowSide::Empty, RowSide::parse),
+        );
+        Rows {
+            time,
+            kind,
+            side,
+            price,
+            size,
+            kind_text,
+            side_text,
+        }
+    }
+}
+
 /// Checks every row and builds the events, a `Clear` before each snapshot run.
 fn assemble(rows: Rows<'_>, row_of: impl Fn(usize) -> usize) -> Result<TickData, DataError> {
     let n = rows.time.len();
@@ -443,19 +468,7 @@ fn read_csv(path: &Path) -> Result<TickData, DataError> {
     );
     let kind_text = columns.kind.as_ref().map(text).transpose()?;
     let side_text = columns.side.as_ref().map(text).transpose()?;
-    let (kind, side) = rayon::join(
-        || kind_codes(kind_text, time.len()),
-        || codes(side_text, time.len(), RowSide::Empty, RowSide::parse),
-    );
-    let rows = Rows {
-        kind,
-        side,
-        time,
-        price,
-        size,
-        kind_text,
-        side_text,
-    };
+    let rows = Rows::new(time, price, size, kind_text, side_text);
     assemble(rows, row_of).map_err(|e| e.in_file(path))
 }
 
@@ -662,25 +675,9 @@ fn read_parquet(path: &Path, options: &LoadOptions) -> Result<TickData, DataErro
     let text = |name: &PlSmallStr| column(name)?.str().map_err(read_error);
     let kind_text = columns.kind.as_ref().map(text).transpose()?;
     let side_text = columns.side.as_ref().map(text).transpose()?;
-    let (kind, side) = rayon::join(
-        || kind_codes(kind_text, time.len()),
-        || codes(side_text, time.len(), RowSide::Empty, RowSide::parse),
-    );
-    let rows = Rows {
-        kind,
-        side,
-        time,
-        price,
-        size,
-        kind_text,
-        side_text,
-    };
-    let data = assemble(rows, row_of).map_err(|e| e.in_file(path))?;
-    if filtered {
-        Ok(data)
-    } else {
-        keep_range(data, options)
-    }
+    // `load` keeps the range (and builds the opening book) whether or not it was pushed down.
+    let rows = Rows::new(time, price, size, kind_text, side_text);
+    assemble(rows, row_of).map_err(|e| e.in_file(path))
 }
 
 // ---------------------------------------------------------------------------------------------
