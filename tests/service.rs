@@ -399,3 +399,84 @@ async fn tick_and_hybrid_backtests_run_through_the_service_as_on_the_command_lin
     drop(api);
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ai_jobs_run_through_the_binaries_configured_by_the_fixed_environment_names() {
+    use strata_core::config::AiProvider;
+    use strata_core::testing::mock_llm::{MockLlm, MockReply};
+
+    const KEY: &str = "sk-e2e-never-in-a-log";
+    let mock = MockLlm::start().await;
+    mock.reply([MockReply::text(
+        json!({
+            "strategy": {"template": "sma_cross", "params": {"fast": 5, "slow": 20}},
+            "direction": "long",
+            "explanation": "A plain trend follower."
+        })
+        .to_string(),
+    )]);
+    let data = tempfile::tempdir().unwrap();
+    let env = TestEnv::new(data.path()).await;
+    let base_url = mock.base_url(AiProvider::OpenAi);
+    let ai = [
+        ("STRATA_AI_PROVIDER", "openai"),
+        ("STRATA_AI_BASE_URL", base_url.as_str()),
+        ("STRATA_AI_MODEL", "local-llm"),
+        ("STRATA_AI_API_KEY", KEY),
+    ];
+    let extra: Vec<(&str, &str)> = EXTRA_ENV.iter().copied().chain(ai).collect();
+    let (api, base) = env.start_api(binary(), &extra);
+    let log = data.path().join("worker.log");
+    let worker = ServiceProcess(
+        env.command(binary(), &["worker", "--concurrency", "2"], &extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start strata worker"),
+    );
+    let client = reqwest::Client::new();
+    let request = json!({
+        "prompt": "A simple moving-average trend follower on Google.",
+        "data": {"dataset": "GOOG", "start": "2005-01-01", "end": "2012-12-31"},
+        "run": true
+    });
+    let id = submit(&client, &base, "/v1/ai/strategies", &request).await;
+    // The AI job and its child backtest.
+    wait_all_finished(&env, 2, 60).await;
+    let found = result(&client, &base, &id).await;
+    assert_eq!(
+        found["model"],
+        json!({"provider": "openai", "name": "local-llm"})
+    );
+    let child = found["backtest"]["job_id"].as_str().unwrap();
+    let backtest = result(&client, &base, child).await;
+    let local = cli_json(&[
+        "backtest",
+        "--data",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/data/GOOG.csv")
+            .to_str()
+            .unwrap(),
+        "--start",
+        "2005-01-01",
+        "--end",
+        "2012-12-31",
+        "--param",
+        "fast=5",
+        "--param",
+        "slow=20",
+    ]);
+    assert_eq!(
+        backtest, local,
+        "the AI strategy's backtest differs from the CLI"
+    );
+    let sent = mock.requests();
+    assert_eq!(sent[0].path, "/v1/chat/completions");
+    assert_eq!(sent[0].body["model"], "local-llm");
+    drop(worker);
+    drop(api);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("consuming the ai queue"), "{log}");
+    assert!(!log.contains(KEY), "the API key reached the worker's log");
+    env.cleanup().await;
+}

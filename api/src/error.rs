@@ -56,7 +56,8 @@ pub enum ApiError {
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     /// A dependency is down for now: `database_unavailable` (PostgreSQL) or `unavailable`
-    /// (Redis); answered with `Retry-After`.
+    /// (Redis), answered with `Retry-After`; or `ai_not_configured`, the language model AI jobs
+    /// need.
     #[error("{detail}")]
     Unavailable {
         /// Stable machine-readable code.
@@ -248,7 +249,8 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
-            ApiError::Unavailable { .. } => {
+            // A missing configuration is not a passing outage: no Retry-After.
+            ApiError::Unavailable { code, .. } if code != "ai_not_configured" => {
                 let mut response = problem(status, code, detail, Vec::new());
                 response.headers_mut().insert(
                     header::RETRY_AFTER,

@@ -28,39 +28,77 @@ fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u
     }
 }
 
-/// Counts this submission against `submissions_per_minute`. `active_jobs` is checked by the
-/// store as it inserts the job (see [`too_many_active_jobs`]), so that concurrent submissions
-/// cannot both take the last place.
+/// Counts this submission against `submissions_per_minute` (an AI job against
+/// `ai_requests_per_minute` instead). `active_jobs` is checked by the store as it inserts the
+/// job (see [`too_many_active_jobs`]), so that concurrent submissions cannot both take the last
+/// place.
 ///
 /// The counters live in Redis; while Redis is unreachable, submissions are not counted rather
 /// than refused: PostgreSQL holds accepted jobs, and they run once Redis is back.
-pub async fn check_submission(ctx: &ApiContext, user: &AuthUser) -> ApiResult<()> {
-    let quota = ctx.config.tiers.quota(user.tier);
-    if let Some(limit) = quota.submissions_per_minute {
-        let (count, reset) = match ctx
-            .queues
-            .count(&format!("submissions:{}", user.sub), 60)
-            .await
-        {
-            Ok(counted) => counted,
-            Err(e) => {
-                warn!(error = %e, "Redis unreachable: submission not counted against its rate");
-                return Ok(());
-            }
-        };
-        if count > limit {
-            return Err(ApiError::Limited {
-                code: "submission_rate_exceeded",
-                detail: format!(
-                    "submissions_per_minute: at most {limit} job submissions per minute on the {} tier{}",
-                    user.tier,
-                    upgrade(ctx, user, |q| q.submissions_per_minute)
-                ),
-                retry_after: reset.max(1),
-            });
+pub async fn check_submission(ctx: &ApiContext, user: &AuthUser, ai: bool) -> ApiResult<()> {
+    let (name, counter, code, what): (_, _, _, fn(&Quota) -> Option<u64>) = if ai {
+        ("ai_requests_per_minute", "ai", "ai_rate_exceeded", |q| {
+            q.ai_requests_per_minute
+        })
+    } else {
+        (
+            "submissions_per_minute",
+            "submissions",
+            "submission_rate_exceeded",
+            |q| q.submissions_per_minute,
+        )
+    };
+    let Some(limit) = what(ctx.config.tiers.quota(user.tier)) else {
+        return Ok(());
+    };
+    let (count, reset) = match ctx
+        .queues
+        .count(&format!("{counter}:{}", user.sub), 60)
+        .await
+    {
+        Ok(counted) => counted,
+        Err(e) => {
+            warn!(error = %e, "Redis unreachable: submission not counted against its rate");
+            return Ok(());
         }
+    };
+    if count > limit {
+        let jobs = if ai { "AI jobs" } else { "job submissions" };
+        return Err(ApiError::Limited {
+            code,
+            detail: format!(
+                "{name}: at most {limit} {jobs} per minute on the {} tier{}",
+                user.tier,
+                upgrade(ctx, user, what)
+            ),
+            retry_after: reset.max(1),
+        });
     }
     Ok(())
+}
+
+/// Refuses an AI job once its owner's model tokens for the UTC day (`ai_tokens_per_day`) are
+/// spent: a 429 until midnight UTC.
+pub async fn check_ai_tokens(ctx: &ApiContext, user: &AuthUser) -> ApiResult<()> {
+    let Some(limit) = ctx.config.tiers.quota(user.tier).ai_tokens_per_day else {
+        return Ok(());
+    };
+    let spent = ctx.store.ai_tokens_today(&user.sub).await?.total();
+    if spent < limit {
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let (_, midnight) = strata_core::store::utc_day(now);
+    Err(ApiError::Limited {
+        code: "ai_tokens_exhausted",
+        detail: format!(
+            "ai_tokens_per_day: {spent} of the {limit} model tokens a day on the {} tier are \
+             spent; more at midnight UTC{}",
+            user.tier,
+            upgrade(ctx, user, |q| q.ai_tokens_per_day)
+        ),
+        retry_after: (midnight - now).num_seconds().max(1) as u64,
+    })
 }
 
 /// The refusal of a submission beyond `active_jobs` (`limit`).

@@ -107,7 +107,7 @@ async fn the_queues_view_shows_each_tier_the_running_jobs_and_the_workers() {
     .unwrap();
     queues
         .push(
-            Tier::Elite,
+            strata_core::queue::Queue::Elite,
             &[JobMessage {
                 id: Uuid::parse_str(&elite_sent).unwrap(),
                 request_id: None,
@@ -148,13 +148,13 @@ async fn the_queues_view_shows_each_tier_the_running_jobs_and_the_workers() {
     let response = admin_get(&app, "/v1/admin/queues").await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
-    let tiers: Vec<&str> = view["queues"]
+    let queues: Vec<&str> = view["queues"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|q| q["tier"].as_str().unwrap())
+        .map(|q| q["queue"].as_str().unwrap())
         .collect();
-    assert_eq!(tiers, ["elite", "pro", "basic"]);
+    assert_eq!(queues, ["elite", "pro", "basic", "ai"]);
     let [elite, pro, basic] = [0usize, 1, 2].map(|i| &view["queues"][i]);
     assert_eq!(
         (

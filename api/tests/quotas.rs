@@ -17,6 +17,7 @@ fn limits(config: &mut strata_core::Config) {
         bars_per_job: None,
         precision: Some(vec![Precision::Bar]),
         weight: 1,
+        ..Quota::default()
     };
     config.tiers.pro = Quota {
         active_jobs: Some(10),
@@ -26,6 +27,7 @@ fn limits(config: &mut strata_core::Config) {
         bars_per_job: None,
         precision: Some(vec![Precision::Bar, Precision::Hybrid]),
         weight: 3,
+        ..Quota::default()
     };
     config.tiers.elite = Quota::default();
 }

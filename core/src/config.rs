@@ -60,6 +60,89 @@ pub struct Config {
     pub log: LogConfig,
     /// What each tier may do.
     pub tiers: Tiers,
+    /// The language model behind AI jobs; none configured, AI endpoints answer 503.
+    pub ai: AiConfig,
+}
+
+/// Which API the configured model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AiProvider {
+    /// The Anthropic Messages API (`POST {base_url}/v1/messages`).
+    Anthropic,
+    /// Any OpenAI-compatible chat completions endpoint (`POST {base_url}/chat/completions`):
+    /// OpenAI itself, or a local vLLM, llama.cpp or Ollama server.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl AiProvider {
+    /// The name used in configuration and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AiProvider::Anthropic => "anthropic",
+            AiProvider::OpenAi => "openai",
+        }
+    }
+
+    /// Where the provider's own service answers, when `ai.base_url` is not set.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            AiProvider::Anthropic => "https://api.anthropic.com",
+            AiProvider::OpenAi => "https://api.openai.com/v1",
+        }
+    }
+}
+
+/// `[ai]`: the language model behind `POST /v1/ai/strategies` and `POST /v1/ai/analyses`.
+/// `STRATA_AI_PROVIDER`, `STRATA_AI_BASE_URL`, `STRATA_AI_API_KEY` and `STRATA_AI_MODEL` set the
+/// first four (as does any `STRATA_AI_<KEY>`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AiConfig {
+    /// `anthropic` or `openai`; absent: AI is off and its endpoints answer 503.
+    #[serde(default)]
+    pub provider: Option<AiProvider>,
+    /// The API's address; the provider's own service when absent.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Sent as `x-api-key` (Anthropic) or `Authorization: Bearer` (OpenAI-compatible); a local
+    /// server may need none.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The model's name as the provider knows it.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// A call to the model taking longer fails the job.
+    pub timeout_secs: u64,
+    /// Most tokens the model may write in one reply.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Times a strategy that does not compile is sent back to the model with the error.
+    pub repair_rounds: u32,
+    /// Times a call answered 429 or 5xx (or not at all) is tried again, with backoff.
+    pub max_retries: u32,
+    /// First wait before such a retry, in milliseconds, doubled at each further one; a
+    /// `retry-after` from the provider wins.
+    pub retry_backoff_ms: u64,
+    /// A `retry-after` longer than this many seconds fails the job instead of waiting.
+    pub max_retry_after_secs: u64,
+    /// AI jobs one worker runs at once (they wait on the network, not on the engine).
+    pub concurrency: usize,
+}
+
+impl AiConfig {
+    /// The provider's address: `base_url`, or the provider's own service.
+    pub fn base_url(&self) -> Option<String> {
+        let provider = self.provider?;
+        Some(
+            self.base_url
+                .clone()
+                .unwrap_or_else(|| provider.default_base_url().to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+        )
+    }
 }
 
 /// `[tiers.basic]`, `[tiers.pro]`, `[tiers.elite]`: each tier's quotas.
@@ -94,6 +177,12 @@ pub struct Quota {
     /// The precisions a job may ask for (`bar`, `hybrid`, `tick`); absent: all of them.
     #[serde(default)]
     pub precision: Option<Vec<engine::spec::Precision>>,
+    /// AI jobs submitted per minute, per user.
+    #[serde(default)]
+    pub ai_requests_per_minute: Option<u64>,
+    /// Model tokens (input and output) per user and UTC day.
+    #[serde(default)]
+    pub ai_tokens_per_day: Option<u64>,
     /// The tier's share of worker slots while every tier has jobs waiting (elite 6 : pro 3 :
     /// basic 1 by default); at least 1, so no tier starves.
     pub weight: u32,
@@ -226,7 +315,15 @@ impl Config {
                 Env::prefixed("STRATA_")
                     .ignore(&["CONFIG"])
                     .split("__")
-                    .lowercase(true),
+                    .lowercase(true)
+                    // The fixed names STRATA_AI_PROVIDER, STRATA_AI_MODEL, ... are keys of [ai]
+                    // (keys still have their case here).
+                    .map(|key| match key.as_str().get(..3) {
+                        Some(head) if head.eq_ignore_ascii_case("ai_") => {
+                            format!("ai.{}", &key.as_str()[3..]).into()
+                        }
+                        _ => key.into(),
+                    }),
             )
             .merge(
                 Env::raw()
@@ -312,6 +409,7 @@ impl Config {
         if self.worker.window == 0 {
             errors.push("worker.window must be at least 1".to_owned());
         }
+        errors.extend(self.ai.problems());
         if self.queue_prefix.is_empty() || self.queue_prefix.contains(char::is_whitespace) {
             errors.push("queue_prefix must be a non-empty word".to_owned());
         }
@@ -320,6 +418,46 @@ impl Config {
         } else {
             Err(ConfigError(errors))
         }
+    }
+}
+
+impl AiConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.concurrency == 0 {
+            errors.push("ai.concurrency must be at least 1".to_owned());
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            errors.push(format!(
+                "ai.temperature must be between 0 and 2, got {}",
+                self.temperature
+            ));
+        }
+        let Some(provider) = self.provider else {
+            return errors;
+        };
+        if self.model.as_deref().is_none_or(str::is_empty) {
+            errors.push(format!(
+                "ai.model (STRATA_AI_MODEL) is required with ai.provider = '{}'",
+                provider.as_str()
+            ));
+        }
+        if provider == AiProvider::Anthropic
+            && self.api_key.as_ref().is_none_or(|k| k.expose().is_empty())
+        {
+            errors.push("ai.api_key (STRATA_AI_API_KEY) is required for anthropic".to_owned());
+        }
+        if let Some(url) = &self.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(format!(
+                    "ai.base_url (STRATA_AI_BASE_URL) must be an http:// or https:// URL, got '{url}'"
+                ));
+            }
+        }
+        if self.timeout_secs == 0 || self.max_tokens == 0 {
+            errors.push("ai.timeout_secs and ai.max_tokens must be at least 1".to_owned());
+        }
+        errors
     }
 }
 
@@ -359,6 +497,27 @@ mod tests {
         assert!(
             err.contains("STRATA_JWT_SECRET") && err.contains("32 bytes"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn ai_is_off_by_default_and_a_provider_needs_a_model() {
+        let mut config = base();
+        assert_eq!(config.ai.provider, None);
+        assert_eq!(config.tiers.basic.ai_requests_per_minute, Some(10));
+        assert_eq!(config.tiers.elite.ai_requests_per_minute, Some(120));
+        config.ai.provider = Some(AiProvider::Anthropic);
+        let err = config.check().unwrap_err().to_string();
+        assert!(
+            err.contains("STRATA_AI_MODEL") && err.contains("STRATA_AI_API_KEY"),
+            "{err}"
+        );
+        config.ai.provider = Some(AiProvider::OpenAi);
+        config.ai.model = Some("llama3".into());
+        config.check().unwrap();
+        assert_eq!(
+            config.ai.base_url().as_deref(),
+            Some("https://api.openai.com/v1")
         );
     }
 

@@ -11,12 +11,24 @@ use crate::tier::Tier;
 
 /// What a job computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// One backtest: metrics, trades and the equity curve.
     Backtest,
     /// Many parameter sets over one data set, ranked by an objective.
     Sweep,
+    /// A strategy written by the language model from a plain-words prompt, compiled (and
+    /// repaired) until it is a valid spec; optionally backtested as a child job.
+    AiStrategy,
+    /// A written analysis of a finished backtest or sweep, grounded in its figures.
+    AiAnalysis,
+}
+
+impl JobKind {
+    /// AI jobs wait on the language model, not the engine: they have a queue of their own.
+    pub fn is_ai(self) -> bool {
+        matches!(self, JobKind::AiStrategy | JobKind::AiAnalysis)
+    }
 }
 
 /// Where a job is in its life: `queued -> running -> succeeded | failed | cancelled`.
@@ -62,7 +74,12 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(JobKind { Backtest => "backtest", Sweep => "sweep" });
+text_enum!(JobKind {
+    Backtest => "backtest",
+    Sweep => "sweep",
+    AiStrategy => "ai_strategy",
+    AiAnalysis => "ai_analysis",
+});
 text_enum!(JobStatus {
     Queued => "queued",
     Running => "running",
@@ -118,6 +135,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// True once the owner asked to cancel it while it ran.
     pub cancel_requested: bool,
+    /// The job that made this one: the AI strategy job whose strategy this backtest runs.
+    pub parent_id: Option<Uuid>,
 }
 
 /// The message a tier queue carries: only the id; PostgreSQL holds everything else.
@@ -166,6 +185,74 @@ pub fn parse_sweep(body: &Value) -> Result<(BacktestSpec, SweepSpec), SpecErrors
     let sweep: SweepSpec = from_value(Value::Object(sweep))?;
     check_data(&backtest)?;
     Ok((backtest, sweep))
+}
+
+/// The longest prompt of an AI strategy, in characters: a description, not a document.
+pub const MAX_PROMPT_CHARS: usize = 4000;
+
+/// The body of `POST /v1/ai/strategies`: what the user wants in plain words, and the backtest
+/// it is for (everything of a backtest spec but the strategy, which the model writes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyRequest {
+    /// What the strategy should do, in plain words.
+    pub prompt: String,
+    /// The data block of the backtest spec (`dataset`, `timeframe`, `start`, `end`).
+    pub data: Value,
+    /// The execution block, when the user gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Value>,
+    /// The precision, when the user gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Value>,
+    /// Queue a backtest of the strategy once it compiles.
+    #[serde(default)]
+    pub run: bool,
+}
+
+/// An AI strategy request, checked field by field; with the backtest spec it implies (its
+/// strategy a placeholder), so the data, execution and precision are validated as a backtest's.
+pub fn parse_ai_strategy(body: &Value) -> Result<(StrategyRequest, BacktestSpec), SpecErrors> {
+    let request: StrategyRequest = from_value(body.clone())?;
+    let prompt = request.prompt.trim();
+    if prompt.is_empty() {
+        return Err(single(
+            "prompt",
+            "describe the strategy, e.g. \"buy when RSI(14) drops below 30, sell above 60\"",
+        ));
+    }
+    let chars = prompt.chars().count();
+    if chars > MAX_PROMPT_CHARS {
+        return Err(single(
+            "prompt",
+            &format!("at most {MAX_PROMPT_CHARS} characters, got {chars}"),
+        ));
+    }
+    let mut spec = serde_json::json!({
+        "data": request.data,
+        "strategy": {"template": "buy_and_hold"},
+    });
+    if let Some(execution) = &request.execution {
+        spec["execution"] = execution.clone();
+    }
+    if let Some(precision) = &request.precision {
+        spec["precision"] = precision.clone();
+    }
+    let backtest = parse_backtest(&spec)?;
+    Ok((request, backtest))
+}
+
+/// The body of `POST /v1/ai/analyses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisRequest {
+    /// The finished backtest or sweep to analyse.
+    pub job_id: Uuid,
+}
+
+/// An analysis request, checked.
+pub fn parse_ai_analysis(body: &Value) -> Result<AnalysisRequest, SpecErrors> {
+    from_value(body.clone())
 }
 
 /// The service names data sets; a file path would let a user read the server's disk.
@@ -249,6 +336,28 @@ mod tests {
         assert_eq!(err.0[0].field, "data.path");
         let err = parse_backtest(&json!({"data": {}, "strategy": strategy})).unwrap_err();
         assert_eq!(err.0[0].field, "data.dataset");
+    }
+
+    #[test]
+    fn an_ai_strategy_request_is_checked_as_the_backtest_it_is_for() {
+        let body = json!({"prompt": "buy dips", "data": {"dataset": "GOOG"}, "run": true});
+        let (request, spec) = parse_ai_strategy(&body).unwrap();
+        assert!(request.run);
+        assert_eq!(spec.data.dataset.as_deref(), Some("GOOG"));
+        let err = parse_ai_strategy(&json!({"prompt": " ", "data": {"dataset": "GOOG"}}));
+        assert_eq!(err.unwrap_err().0[0].field, "prompt");
+        let long = "x".repeat(MAX_PROMPT_CHARS + 1);
+        let err = parse_ai_strategy(&json!({"prompt": long, "data": {"dataset": "GOOG"}}));
+        assert!(err.unwrap_err().0[0].message.contains("4000"));
+        let err = parse_ai_strategy(&json!({
+            "prompt": "x", "data": {"dataset": "GOOG"}, "execution": {"fees": "high"}
+        }));
+        assert_eq!(err.unwrap_err().0[0].field, "execution.fees");
+        let err = parse_ai_strategy(&json!({"prompt": "x", "data": {"path": "/etc/passwd"}}));
+        assert_eq!(err.unwrap_err().0[0].field, "data.path");
+        let err =
+            parse_ai_strategy(&json!({"prompt": "x", "data": {"dataset": "GOOG"}, "code": 1}));
+        assert!(err.unwrap_err().0[0].message.contains("unknown field"));
     }
 
     #[test]

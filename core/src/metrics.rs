@@ -5,8 +5,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::queue::Queues;
-use crate::{Store, Tier};
+use crate::queue::{Queue, Queues};
+use crate::Store;
 
 /// Job counters and histograms; the api records submissions, workers the rest.
 #[derive(Clone)]
@@ -70,20 +70,20 @@ impl JobMetrics {
     /// unreachable store or queue leaves the last values.
     pub async fn refresh_queue_depth(&self, store: &Store, queues: &Queues) {
         if let Ok(backlog) = store.backlog().await {
-            for tier in Tier::ALL {
+            for queue in Queue::ALL {
                 let n = backlog
                     .iter()
-                    .find(|(t, _)| *t == tier)
+                    .find(|(q, _)| *q == queue)
                     .map_or(0, |(_, n)| *n);
                 self.queue_depth
-                    .with_label_values(&[tier.as_str(), "backlog"])
+                    .with_label_values(&[queue.as_str(), "backlog"])
                     .set(n);
             }
         }
-        for tier in Tier::ALL {
-            if let Ok(n) = queues.ready(tier).await {
+        for queue in Queue::ALL {
+            if let Ok(n) = queues.ready(queue).await {
                 self.queue_depth
-                    .with_label_values(&[tier.as_str(), "ready"])
+                    .with_label_values(&[queue.as_str(), "ready"])
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }

@@ -1,4 +1,5 @@
-//! The tier queues in Redis: one apalis-redis queue per tier, named `{prefix}:{tier}`.
+//! The queues in Redis: one apalis-redis queue per tier, named `{prefix}:{tier}`, and one for AI
+//! jobs, `{prefix}:ai`.
 //!
 //! Redis is only the transport. PostgreSQL holds the backlog and a dispatcher keeps a bounded
 //! window of job ids in each queue: apalis-redis 1.0 promotes every due job of a queue in one
@@ -11,8 +12,87 @@ use apalis::prelude::TaskBuilder;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use redis::aio::ConnectionManagerConfig;
 
-use crate::job::JobMessage;
+use crate::job::{JobKind, JobMessage};
 use crate::tier::Tier;
+
+/// A queue in Redis: each tier's engine jobs, and the AI jobs of every tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// Elite's backtests and sweeps.
+    Elite,
+    /// Pro's.
+    Pro,
+    /// Basic's.
+    Basic,
+    /// AI jobs: they wait on the language model, not the engine.
+    Ai,
+}
+
+impl Queue {
+    /// Every queue: the tiers' in the order workers serve them, then `ai`.
+    pub const ALL: [Queue; 4] = [Queue::Elite, Queue::Pro, Queue::Basic, Queue::Ai];
+
+    /// The queue a job of `kind` submitted at `tier` travels on.
+    pub fn of(kind: JobKind, tier: Tier) -> Queue {
+        if kind.is_ai() {
+            Queue::Ai
+        } else {
+            tier.into()
+        }
+    }
+
+    /// The name in queue keys, `jobs.queue` and metrics: the tier's name, or `ai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Elite => "elite",
+            Queue::Pro => "pro",
+            Queue::Basic => "basic",
+            Queue::Ai => "ai",
+        }
+    }
+
+    /// The tier whose engine jobs it carries; `None` for `ai`.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            Queue::Elite => Some(Tier::Elite),
+            Queue::Pro => Some(Tier::Pro),
+            Queue::Basic => Some(Tier::Basic),
+            Queue::Ai => None,
+        }
+    }
+
+    /// Its place in [`Queue::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<Tier> for Queue {
+    fn from(tier: Tier) -> Queue {
+        match tier {
+            Tier::Elite => Queue::Elite,
+            Tier::Pro => Queue::Pro,
+            Tier::Basic => Queue::Basic,
+        }
+    }
+}
+
+impl std::str::FromStr for Queue {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Queue, String> {
+        Queue::ALL
+            .into_iter()
+            .find(|q| q.as_str() == s)
+            .ok_or_else(|| format!("unknown queue '{s}'; expected elite, pro, basic or ai"))
+    }
+}
+
+impl std::fmt::Display for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Most jobs pushed to Redis in one Lua call.
 const PUSH_CHUNK: usize = 500;
@@ -34,34 +114,26 @@ pub enum QueueError {
     Encode(#[from] serde_json::Error),
 }
 
-/// The tier queues of one deployment (one `queue_prefix`), over one multiplexed connection.
+/// The queues of one deployment (one `queue_prefix`), over one multiplexed connection.
 #[derive(Clone)]
 pub struct Queues {
     conn: ConnectionManager,
     /// The deployment's `queue_prefix`, which every key starts with.
     prefix: String,
-    /// Indexed by [`tier_index`].
-    storages: [RedisStorage<JobMessage>; 3],
+    /// In [`Queue::ALL`] order.
+    storages: [RedisStorage<JobMessage>; 4],
 }
 
 impl std::fmt::Debug for Queues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queues")
-            .field("queues", &Tier::ALL.map(|t| self.name(t)))
+            .field("queues", &Queue::ALL.map(|q| self.name(q)))
             .finish()
     }
 }
 
-fn tier_index(tier: Tier) -> usize {
-    match tier {
-        Tier::Elite => 0,
-        Tier::Pro => 1,
-        Tier::Basic => 2,
-    }
-}
-
 impl Queues {
-    /// Connects to Redis; the queues are named `{prefix}:{tier}`.
+    /// Connects to Redis; the queues are named `{prefix}:{tier}` and `{prefix}:ai`.
     pub async fn connect(redis_url: &str, prefix: &str) -> Result<Queues, QueueError> {
         // Fail fast while Redis is down: the api answers (jobs wait in PostgreSQL) and workers
         // retry in their own loops, rather than every call sitting through the client's default
@@ -73,9 +145,9 @@ impl Queues {
         let conn = redis::Client::open(redis_url)?
             .get_connection_manager_with_config(manager)
             .await?;
-        let storage = |tier: Tier| {
+        let storage = |queue: Queue| {
             let config = apalis_redis::Config::default()
-                .queue(format!("{prefix}:{}", tier.as_str()))
+                .queue(format!("{prefix}:{}", queue.as_str()))
                 // Nobody subscribes to apalis' pub/sub events, and its leases would only
                 // duplicate the claim in PostgreSQL, which is the record.
                 .emit_events(false)
@@ -87,30 +159,23 @@ impl Queues {
             RedisStorage::new(conn.clone()).with_config(config)
         };
         Ok(Queues {
-            storages: [
-                storage(Tier::Elite),
-                storage(Tier::Pro),
-                storage(Tier::Basic),
-            ],
+            storages: Queue::ALL.map(storage),
             conn,
             prefix: prefix.to_owned(),
         })
     }
 
-    /// The queue's name, `{prefix}:{tier}`.
-    pub fn name(&self, tier: Tier) -> String {
-        self.storages[tier_index(tier)]
-            .get_config()
-            .queue
-            .to_string()
+    /// The queue's name, `{prefix}:{queue}`.
+    pub fn name(&self, queue: Queue) -> String {
+        self.storages[queue.index()].get_config().queue.to_string()
     }
 
-    /// Pushes `jobs` to the tier's queue in as few round trips as possible.
+    /// Pushes `jobs` to the queue in as few round trips as possible.
     ///
     /// Each call makes new messages: pushing a job twice delivers it twice (workers skip a job
     /// that is no longer queued).
-    pub async fn push(&self, tier: Tier, jobs: &[JobMessage]) -> Result<(), QueueError> {
-        let config = self.storages[tier_index(tier)].get_config();
+    pub async fn push(&self, queue: Queue, jobs: &[JobMessage]) -> Result<(), QueueError> {
+        let config = self.storages[queue.index()].get_config();
         let mut conn = self.conn.clone();
         for chunk in jobs.chunks(PUSH_CHUNK) {
             let tasks = chunk
@@ -122,10 +187,10 @@ impl Queues {
         Ok(())
     }
 
-    /// Jobs waiting in the tier's queue that no worker has fetched yet (including retries
-    /// scheduled for later).
-    pub async fn ready(&self, tier: Tier) -> Result<u64, QueueError> {
-        let config = self.storages[tier_index(tier)].get_config();
+    /// Jobs waiting in the queue that no worker has fetched yet (including retries scheduled
+    /// for later).
+    pub async fn ready(&self, queue: Queue) -> Result<u64, QueueError> {
+        let config = self.storages[queue.index()].get_config();
         let mut conn = self.conn.clone();
         let (active, scheduled): (u64, u64) = redis::pipe()
             .cmd("LLEN")
@@ -168,9 +233,9 @@ impl Queues {
 
     /// Forgets messages the workers have finished with: their payloads and metadata, which
     /// apalis-redis otherwise keeps forever. Returns how many it removed.
-    pub async fn vacuum(&self, tier: Tier) -> Result<u64, QueueError> {
+    pub async fn vacuum(&self, queue: Queue) -> Result<u64, QueueError> {
         const BATCH: u64 = 1000;
-        let config = self.storages[tier_index(tier)].get_config();
+        let config = self.storages[queue.index()].get_config();
         let script = redis::Script::new(VACUUM_DONE);
         let mut conn = self.conn.clone();
         let mut removed = 0;
@@ -189,9 +254,9 @@ impl Queues {
         }
     }
 
-    /// The tier's queue as an apalis backend, for a worker to consume.
-    pub fn storage(&self, tier: Tier) -> RedisStorage<JobMessage> {
-        self.storages[tier_index(tier)].clone()
+    /// The queue as an apalis backend, for a worker to consume.
+    pub fn storage(&self, queue: Queue) -> RedisStorage<JobMessage> {
+        self.storages[queue.index()].clone()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Throwaway databases and Redis prefixes for tests: every test gets its own, so tests run in
 //! parallel against the machine's real PostgreSQL and Redis.
 
+pub mod mock_llm;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use figment::providers::Format;

@@ -285,6 +285,19 @@ fn finite_or_null<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S:
     }
 }
 
+/// The `q` quantile of sorted values, interpolating linearly between ranks (numpy's default);
+/// NaN when there are none.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let rank = q * (n - 1) as f64;
+            let (below, above) = (rank.floor() as usize, rank.ceil() as usize);
+            sorted[below] + (sorted[above] - sorted[below]) * (rank - below as f64)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,6 @@
-//! The apalis workers that consume the tier queues, sharing the worker's job slots.
+//! The apalis workers that consume the queues: the tiers' share the worker's job slots; the `ai`
+//! queue's have places of their own (`ai.concurrency`), as AI jobs wait on the network rather
+//! than the engine.
 //!
 //! Each tier has its own apalis worker. It fetches its next message first, then waits with it
 //! for one of the process's [`Slots`]: a tier with an empty queue never asks for a slot, a
@@ -17,11 +19,13 @@ use std::time::Duration;
 use apalis::prelude::{BackendExt, Data, Task, WorkerBuilder, WorkerContext};
 use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
 use strata_core::job::JobMessage;
+use strata_core::queue::Queue;
 use strata_core::Tier;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
-use crate::slots::{Slot, Slots};
+use crate::slots::Slots;
 use crate::Worker;
 
 /// How often an idle worker asks Redis for messages.
@@ -29,45 +33,77 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Most messages one fetch takes from Redis.
 const MAX_BATCH: usize = 16;
 
-/// The slot of the job it came with, freed when the job ends (or when the task is dropped
+/// A job's hold on what its consumer waited for (a [`crate::slots::Slot`], or a place among the AI jobs),
+/// released when dropped.
+type Held = Box<dyn Send>;
+
+/// What a consumer waits for before it hands a message on.
+#[derive(Clone)]
+enum Gate {
+    /// One of the worker's job slots, which the tiers share by weight.
+    Slot { slots: Arc<Slots>, tier: Tier },
+    /// One of the places for AI jobs.
+    Place(Arc<Semaphore>),
+}
+
+impl Gate {
+    fn acquire(&self) -> Acquiring {
+        match self {
+            Gate::Slot { slots, tier } => {
+                let slot = slots.acquire(*tier);
+                Box::pin(async move { Box::new(slot.await) as Held })
+            }
+            Gate::Place(places) => {
+                let places = Arc::clone(places);
+                Box::pin(async move {
+                    match places.acquire_owned().await {
+                        Ok(place) => Box::new(place) as Held,
+                        // The semaphore is never closed.
+                        Err(_) => std::future::pending().await,
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The hold of the job it came with, released when the job ends (or when the task is dropped
 /// unrun).
 #[derive(Clone)]
-struct Permit(Arc<Mutex<Option<Slot>>>);
+struct Permit(Arc<Mutex<Option<Held>>>);
 
 impl Permit {
-    fn take(&self) -> Option<Slot> {
+    fn take(&self) -> Option<Held> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
-type Acquiring = Pin<Box<dyn Future<Output = Slot> + Send>>;
+type Acquiring = Pin<Box<dyn Future<Output = Held> + Send>>;
 
-/// A backend that yields a message only with one of the worker's slots, which rides along
-/// with it.
+/// A backend that yields a message only once its gate lets it through; the hold rides along
+/// with the message.
 struct Gated<B, T> {
     inner: B,
-    tier: Tier,
-    slots: Arc<Slots>,
-    /// The message fetched and waiting for a slot.
+    gate: Gate,
+    /// The message fetched and waiting at the gate.
     next: Option<T>,
     acquiring: Option<Acquiring>,
 }
 
 impl<B, T> Gated<B, T> {
-    fn new(inner: B, tier: Tier, slots: Arc<Slots>) -> Gated<B, T> {
+    fn new(inner: B, gate: Gate) -> Gated<B, T> {
         Gated {
             inner,
-            tier,
-            slots,
+            gate,
             next: None,
             acquiring: None,
         }
     }
 
-    /// Ready with a slot for the message in hand.
-    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Slot> {
+    /// Ready with a hold for the message in hand.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Held> {
         if self.acquiring.is_none() {
-            self.acquiring = Some(Box::pin(self.slots.acquire(self.tier)));
+            self.acquiring = Some(self.gate.acquire());
         }
         let Some(acquiring) = self.acquiring.as_mut() else {
             return Poll::Pending;
@@ -150,7 +186,7 @@ async fn handle(
     Ok(())
 }
 
-/// The running consumers: one supervised apalis worker per tier.
+/// The running consumers: one supervised apalis worker per queue consumed.
 pub(crate) struct Consumers {
     handles: Vec<JoinHandle<()>>,
     current: Vec<Arc<Mutex<Option<WorkerContext>>>>,
@@ -158,21 +194,39 @@ pub(crate) struct Consumers {
 }
 
 /// Starts consuming every tier's queue, at most `worker.config.worker.concurrency` jobs at once,
-/// shared by the tiers' weights.
+/// shared by the tiers' weights; and, when a language model is configured, the `ai` queue, at
+/// most `ai.concurrency` jobs at once.
 pub(crate) fn start(worker: &Arc<Worker>) -> Consumers {
     let concurrency = worker.config.worker.concurrency.max(1);
     let tiers = &worker.config.tiers;
-    let limit = Slots::new(concurrency, |tier| tiers.quota(tier).weight);
+    let weight = |tier| tiers.quota(tier).weight;
+    let slots = Slots::new(concurrency, weight);
+    let mut gates: Vec<(Queue, Gate, usize)> = Tier::ALL
+        .into_iter()
+        .map(|tier| {
+            let gate = Gate::Slot {
+                slots: Arc::clone(&slots),
+                tier,
+            };
+            (tier.into(), gate, fetch_batch(concurrency, weight, tier))
+        })
+        .collect();
+    if worker.ai.is_some() {
+        let places = worker.config.ai.concurrency.max(1);
+        let gate = Gate::Place(Arc::new(Semaphore::new(places)));
+        gates.push((Queue::Ai, gate, places.min(MAX_BATCH)));
+    }
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut current = Vec::new();
-    for tier in Tier::ALL {
+    for (queue, gate, batch) in gates {
         let slot = Arc::new(Mutex::new(None));
         current.push(Arc::clone(&slot));
         handles.push(tokio::spawn(supervise(
             Arc::clone(worker),
-            tier,
-            Arc::clone(&limit),
+            queue,
+            gate,
+            batch,
             slot,
             Arc::clone(&stopping),
         )));
@@ -198,34 +252,29 @@ fn fetch_batch(concurrency: usize, weight: impl Fn(Tier) -> u32, tier: Tier) -> 
     ((most * share).round() as usize).max(1)
 }
 
-/// Runs the tier's apalis worker, and a fresh one whenever it fails (Redis went away, ...).
+/// Runs the queue's apalis worker, and a fresh one whenever it fails (Redis went away, ...).
 async fn supervise(
     worker: Arc<Worker>,
-    tier: Tier,
-    limit: Arc<Slots>,
+    queue: Queue,
+    gate: Gate,
+    batch: usize,
     current: Arc<Mutex<Option<WorkerContext>>>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
 ) {
     use std::sync::atomic::Ordering;
-    let batch = fetch_batch(
-        worker.config.worker.concurrency,
-        |tier| worker.config.tiers.quota(tier).weight,
-        tier,
-    );
     for generation in 0u64.. {
         if stopping.load(Ordering::Acquire) {
             return;
         }
         // A name apalis has not seen: it refuses a name registered moments ago.
-        let name = format!("{}-{}-{generation}", worker.id, tier.as_str());
+        let name = format!("{}-{}-{generation}", worker.id, queue.as_str());
         let context = WorkerContext::new(&name);
         *current.lock().unwrap_or_else(PoisonError::into_inner) = Some(context.clone());
-        let storage = worker.queues.storage(tier);
+        let storage = worker.queues.storage(queue);
         let config = storage.get_config().clone().batch_size(batch);
         let backend = Gated::new(
             storage.with_config(config).poll_with_interval(POLL_EVERY),
-            tier,
-            Arc::clone(&limit),
+            gate.clone(),
         );
         let consumer = WorkerBuilder::new(&context)
             .backend(backend)

@@ -1,8 +1,8 @@
 //! The dispatcher: moves queued jobs from PostgreSQL to Redis, keeping at most `window` jobs
-//! waiting in each tier's queue; and the listener that wakes it (a job was queued) or stops a
+//! waiting in each queue (each tier's, and `ai`); and the listener that wakes it (a job was queued) or stops a
 //! running job (its owner cancelled it).
 //!
-//! Several worker processes may run a dispatcher; a transaction-level advisory lock per tier
+//! Several worker processes may run a dispatcher; a transaction-level advisory lock per queue
 //! lets one at a time count a queue and fill it, so together they never overfill it.
 
 use std::sync::atomic::Ordering;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use strata_core::Tier;
+use strata_core::queue::Queue;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -18,22 +18,22 @@ use uuid::Uuid;
 use crate::jobs::Stop;
 use crate::Worker;
 
-/// Channel the `jobs_queued` trigger notifies, with the tier as payload.
+/// Channel the `jobs_queued` trigger notifies, with the queue as payload.
 const QUEUED: &str = "strata_jobs_queued";
 /// Channel the `jobs_cancel` trigger notifies, with the job id as payload.
 const CANCEL: &str = "strata_jobs_cancel";
-/// While a tier has a backlog but no room, how often its queue is counted again.
+/// While a queue has a backlog but no room, how often its queue is counted again.
 const REFILL_EVERY: Duration = Duration::from_millis(50);
-/// With no sign of a backlog, how often every tier is looked at anyway.
+/// With no sign of a backlog, how often every queue is looked at anyway.
 const IDLE_TICK: Duration = Duration::from_millis(500);
 /// After a failure (PostgreSQL or Redis unreachable), how long until the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Most jobs moved in one transaction.
 const MAX_BATCH: u64 = 500;
 
-/// What one look at a tier found.
+/// What one look at a queue found.
 enum Fill {
-    /// Another dispatcher holds the tier's lock.
+    /// Another dispatcher holds the queue's lock.
     Busy,
     /// The queue is full enough; the backlog (if any) waits.
     NoRoom,
@@ -41,25 +41,25 @@ enum Fill {
     Moved { count: usize, more: bool },
 }
 
-/// Keeps the tier queues filled until `stop` turns true.
+/// Keeps the queues filled until `stop` turns true.
 pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
     let listener = tokio::spawn(listen(Arc::clone(&worker), stop.clone()));
     // A backlog may be waiting from before this worker started.
     worker.wake_dispatcher(None);
-    let mut pending = [false; 3];
+    let mut pending = [false; 4];
     loop {
         for (slot, flag) in pending.iter_mut().zip(&worker.backlog_hints) {
             *slot |= flag.swap(false, Ordering::AcqRel);
         }
         let (mut again, mut failing) = (false, false);
-        for (i, tier) in Tier::ALL.into_iter().enumerate() {
+        for (i, queue) in Queue::ALL.into_iter().enumerate() {
             if !pending[i] {
                 continue;
             }
-            match fill(&worker, tier).await {
+            match fill(&worker, queue).await {
                 Ok(Fill::Moved { count, more }) => {
                     if count > 0 {
-                        debug!(tier = tier.as_str(), count, "dispatched");
+                        debug!(queue = queue.as_str(), count, "dispatched");
                     }
                     pending[i] = more;
                     again |= more;
@@ -67,7 +67,7 @@ pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
                 Ok(Fill::NoRoom | Fill::Busy) => {}
                 Err(e) => {
                     failing = true;
-                    warn!(tier = tier.as_str(), error = %e, "dispatching failed; trying again in 1 s");
+                    warn!(queue = queue.as_str(), error = %e, "dispatching failed; trying again in 1 s");
                 }
             }
         }
@@ -94,7 +94,7 @@ pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
             _ = worker.dispatch_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {
                 if !pending.iter().any(|&p| p) {
-                    pending = [true; 3];
+                    pending = [true; 4];
                 }
             }
             _ = stop.changed() => break,
@@ -103,22 +103,22 @@ pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
     listener.abort();
 }
 
-/// Moves as many of the tier's queued jobs to Redis as its window has room for.
+/// Moves as many of the queue's jobs to Redis as its window has room for.
 async fn fill(
     worker: &Worker,
-    tier: Tier,
+    queue: Queue,
 ) -> Result<Fill, Box<dyn std::error::Error + Send + Sync>> {
     let window = worker.config.worker.window as u64;
     // Refill in steps worth a transaction, not one job at a time.
     let step = (window / 10).max(1);
-    if window.saturating_sub(worker.queues.ready(tier).await?) < step {
+    if window.saturating_sub(worker.queues.ready(queue).await?) < step {
         return Ok(Fill::NoRoom);
     }
-    let Some(mut dispatch) = worker.store.begin_dispatch(tier).await? else {
+    let Some(mut dispatch) = worker.store.begin_dispatch(queue).await? else {
         return Ok(Fill::Busy);
     };
     // Counted again under the lock: another dispatcher may have just filled it.
-    let room = window.saturating_sub(worker.queues.ready(tier).await?);
+    let room = window.saturating_sub(worker.queues.ready(queue).await?);
     if room < step {
         dispatch.commit().await?;
         return Ok(Fill::NoRoom);
@@ -127,7 +127,7 @@ async fn fill(
     let jobs = dispatch.take(wanted as i64).await?;
     if !jobs.is_empty() {
         // Pushed before the commit: a crash in between delivers twice, never loses.
-        worker.queues.push(tier, &jobs).await?;
+        worker.queues.push(queue, &jobs).await?;
     }
     dispatch.commit().await?;
     Ok(Fill::Moved {
@@ -164,7 +164,7 @@ async fn listen(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
             };
             match notification {
                 Ok(n) if n.channel() == QUEUED => {
-                    worker.wake_dispatcher(n.payload().parse::<Tier>().ok());
+                    worker.wake_dispatcher(n.payload().parse::<Queue>().ok());
                 }
                 Ok(n) if n.channel() == CANCEL => {
                     // The job logs its end, in its own span.

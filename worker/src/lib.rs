@@ -16,6 +16,7 @@
 //! repeated message for a running or finished job is skipped; result and final status are
 //! written in one statement.
 
+mod ai;
 mod bars;
 mod consumer;
 mod dispatcher;
@@ -33,9 +34,9 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use strata_core::metrics::JobMetrics;
-use strata_core::queue::{QueueError, Queues};
+use strata_core::queue::{Queue, QueueError, Queues};
 use strata_core::store::WorkerInfo;
-use strata_core::{Config, Store, Tier};
+use strata_core::{Config, Store};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -82,17 +83,20 @@ pub(crate) struct Worker {
     metrics: JobMetrics,
     engine: EnginePool,
     bars: BarsCache,
+    /// The language model for AI jobs; `None` when none is configured (the `ai` queue is then
+    /// left to workers that have one).
+    ai: Option<ai::provider::Provider>,
     running: Running,
-    /// Per tier (in [`Tier::ALL`] order): a job may wait in PostgreSQL.
-    backlog_hints: [AtomicBool; 3],
+    /// Per queue (in [`Queue::ALL`] order): a job may wait in PostgreSQL.
+    backlog_hints: [AtomicBool; 4],
     dispatch_wake: Notify,
 }
 
 impl Worker {
-    /// Tells the dispatcher to look at `tier` (every tier for `None`).
-    fn wake_dispatcher(&self, tier: Option<Tier>) {
-        for (t, hint) in Tier::ALL.iter().zip(&self.backlog_hints) {
-            if tier.is_none_or(|tier| tier == *t) {
+    /// Tells the dispatcher to look at `queue` (every queue for `None`).
+    fn wake_dispatcher(&self, queue: Option<Queue>) {
+        for (q, hint) in Queue::ALL.iter().zip(&self.backlog_hints) {
+            if queue.is_none_or(|queue| queue == *q) {
                 hint.store(true, Ordering::Release);
             }
         }
@@ -132,8 +136,19 @@ pub async fn run(
     if let Err(e) = store.register_worker(&info).await {
         warn!(error = %e, "cannot record this worker in the workers table");
     }
+    let ai = ai::provider::Provider::from_config(&config.ai);
+    match &ai {
+        Some(provider) => info!(
+            provider = provider.name(),
+            model = provider.model(),
+            concurrency = config.ai.concurrency,
+            "AI jobs: consuming the ai queue"
+        ),
+        None => info!("AI jobs: no language model configured (ai.provider); the ai queue is left to other workers"),
+    }
     let worker = Arc::new(Worker {
         id,
+        ai,
         store,
         queues,
         registry,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_core::Tier;
+use strata_core::queue::Queue;
 use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn};
 
@@ -88,15 +88,15 @@ async fn pass(worker: &Worker) {
         .metrics
         .refresh_queue_depth(&worker.store, &worker.queues)
         .await;
-    for tier in Tier::ALL {
-        match worker.queues.vacuum(tier).await {
+    for queue in Queue::ALL {
+        match worker.queues.vacuum(queue).await {
             Ok(0) => {}
             Ok(n) => debug!(
-                tier = tier.as_str(),
+                queue = queue.as_str(),
                 messages = n,
                 "forgot finished messages"
             ),
-            Err(e) => debug!(tier = tier.as_str(), error = %e, "vacuum failed"),
+            Err(e) => debug!(queue = queue.as_str(), error = %e, "vacuum failed"),
         }
     }
 }

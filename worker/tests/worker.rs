@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use engine::sweep::{run_sweep, Control};
 use serde_json::{json, Value};
 use strata_core::job::{parse_backtest, parse_sweep, Job, JobKind, JobMessage, JobStatus};
-use strata_core::queue::Queues;
+use strata_core::queue::{Queue, Queues};
 use strata_core::store::{NewJob, Submitted};
 use strata_core::testing::TestEnv;
 use strata_core::{Config, Store, Tier};
@@ -393,7 +393,7 @@ async fn a_job_delivered_twice_runs_once() {
     };
     // Two deliveries besides the one the dispatcher makes.
     queues
-        .push(Tier::Pro, &[message.clone(), message])
+        .push(Queue::Pro, &[message.clone(), message])
         .await
         .unwrap();
     let worker = start(setup.config());
@@ -401,7 +401,7 @@ async fn a_job_delivered_twice_runs_once() {
     let job = setup.wait_finished(id, Duration::from_secs(30)).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
     let started = Instant::now();
-    while queues.ready(Tier::Pro).await.unwrap() > 0 {
+    while queues.ready(Queue::Pro).await.unwrap() > 0 {
         assert!(started.elapsed() < Duration::from_secs(10), "messages left");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -430,7 +430,7 @@ async fn the_dispatcher_keeps_at_most_window_jobs_in_redis() {
     let started = Instant::now();
     let mut most = 0;
     loop {
-        most = most.max(queues.ready(Tier::Pro).await.unwrap());
+        most = most.max(queues.ready(Queue::Pro).await.unwrap());
         let (left,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
         )
@@ -618,7 +618,7 @@ async fn a_cancelled_queued_job_is_skipped() {
     let queues = setup.queues().await;
     queues
         .push(
-            Tier::Pro,
+            Queue::Pro,
             &[JobMessage {
                 id,
                 request_id: None,
@@ -822,7 +822,7 @@ async fn a_burst_of_20000_jobs_drains_through_two_workers() {
     let mut most = 0;
     loop {
         for tier in Tier::ALL {
-            most = most.max(queues.ready(tier).await.unwrap());
+            most = most.max(queues.ready(tier.into()).await.unwrap());
         }
         let (left,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")

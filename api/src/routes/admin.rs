@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use strata_core::store::{RetryOutcome, RunningJob, WorkerSeen};
-use strata_core::Tier;
 use uuid::Uuid;
 
 use super::jobs::JobView;
@@ -27,15 +26,16 @@ pub fn router() -> Router<ApiContext> {
 /// At most this many running jobs and workers are listed.
 const LISTED: i64 = 100;
 
-/// One tier's queue.
+/// One queue: a tier's engine jobs, or `ai`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueView {
-    /// The tier (its queue's name).
-    tier: Tier,
+    /// `elite`, `pro`, `basic` (each tier's backtests and sweeps) or `ai` (every tier's AI
+    /// jobs).
+    queue: &'static str,
     /// Queued in PostgreSQL, not handed to Redis yet (including retries waiting for their
     /// backoff).
     backlog: i64,
-    /// Waiting in the tier's Redis queue for a worker to fetch them; null when Redis cannot be
+    /// Waiting in the Redis queue for a worker to fetch them; null when Redis cannot be
     /// read.
     ready: Option<u64>,
     /// Every queued job in PostgreSQL: the backlog plus those handed to Redis.
@@ -44,7 +44,7 @@ pub struct QueueView {
     oldest_queued_at: Option<DateTime<Utc>>,
     /// How long it has waited, in seconds.
     oldest_wait_secs: Option<f64>,
-    /// Jobs of this tier a worker is running.
+    /// Jobs of this queue a worker is running.
     running: i64,
 }
 
@@ -60,7 +60,7 @@ pub struct RunningView {
 /// The whole picture for an operator.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueuesView {
-    /// Each tier's queue, elite first (the order workers favour them in).
+    /// Each tier's queue, elite first (the order workers favour them in), then `ai`.
     queues: Vec<QueueView>,
     /// The jobs workers are running.
     running: RunningView,
@@ -69,7 +69,7 @@ pub struct QueuesView {
     workers: Vec<WorkerSeen>,
 }
 
-/// Per tier queue: jobs waiting in PostgreSQL and in Redis, the oldest one and the running
+/// Per queue: jobs waiting in PostgreSQL and in Redis, the oldest one and the running
 /// ones; the running jobs of every user; the workers seen with their last heartbeat.
 #[utoipa::path(get, path = "/v1/admin/queues", tag = "admin",
     responses((status = 200, body = QueuesView),
@@ -82,22 +82,22 @@ pub async fn queues(
     _admin: AdminUser,
 ) -> ApiResult<Json<QueuesView>> {
     let (load, running, workers) = tokio::try_join!(
-        ctx.store.tier_load(),
+        ctx.store.queue_load(),
         ctx.store.running_jobs(LISTED),
         ctx.store.workers_seen(ctx.config.worker.lease_secs, LISTED),
     )?;
     let mut queues = Vec::with_capacity(load.len());
-    for (tier, load) in load {
+    for (queue, load) in load {
         // PostgreSQL is the truth; Redis being down only leaves its column empty.
-        let ready = match ctx.queues.ready(tier).await {
+        let ready = match ctx.queues.ready(queue).await {
             Ok(n) => Some(n),
             Err(e) => {
-                tracing::warn!(error = %e, %tier, "cannot read the Redis queue");
+                tracing::warn!(error = %e, %queue, "cannot read the Redis queue");
                 None
             }
         };
         queues.push(QueueView {
-            tier,
+            queue: queue.as_str(),
             backlog: load.backlog,
             ready,
             queued: load.queued,

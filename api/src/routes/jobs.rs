@@ -33,7 +33,7 @@ pub fn router() -> Router<ApiContext> {
 
 /// A parsed, validated submission, ready to store.
 pub struct Validated {
-    /// Backtest or sweep.
+    /// What it computes.
     pub kind: JobKind,
     /// The body as sent.
     pub spec: Value,
@@ -100,6 +100,29 @@ pub async fn submit(
         _ => {}
     }
     crate::quota::check_bars(ctx, user, &data, &job.load).await?;
+    store_job(
+        ctx,
+        user,
+        request_id,
+        headers,
+        job.kind,
+        job.spec,
+        data.data_path,
+    )
+    .await
+}
+
+/// Stores a job whose content is checked (its rate and active-jobs quotas are checked here) and
+/// answers 202 with its status and `Location`. An `Idempotency-Key` replays the first job.
+pub async fn store_job(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    request_id: RequestId,
+    headers: &HeaderMap,
+    kind: JobKind,
+    spec: Value,
+    data_path: String,
+) -> ApiResult<Response> {
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -118,16 +141,16 @@ pub async fn submit(
         None => false,
     };
     if !replay {
-        crate::quota::check_submission(ctx, user).await?;
+        crate::quota::check_submission(ctx, user, kind.is_ai()).await?;
     }
     // The store counts active jobs and inserts under one per-user lock.
     let active_limit = ctx.config.tiers.quota(user.tier).active_jobs;
     let new = NewJob {
         owner: user.sub.clone(),
         tier: user.tier,
-        kind: job.kind,
-        spec: job.spec,
-        data_path: data.data_path,
+        kind,
+        spec,
+        data_path,
         request_id: Some(request_id.0),
         idempotency_key,
     };
@@ -227,7 +250,7 @@ pub async fn status(
 pub struct ListQuery {
     /// Only jobs with this status.
     status: Option<String>,
-    /// Only `backtest` or `sweep` jobs.
+    /// Only jobs of this kind: `backtest`, `sweep`, `ai_strategy` or `ai_analysis`.
     kind: Option<String>,
     /// Page size, 1..=100 (default 20).
     limit: Option<i64>,

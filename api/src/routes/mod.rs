@@ -1,6 +1,7 @@
 //! Every route, one module per resource; `router` merges them.
 
 pub mod admin;
+pub mod ai;
 pub mod backtests;
 pub mod datasets;
 pub mod health;
@@ -25,6 +26,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(health::router())
         .merge(metrics::router())
         .merge(admin::router())
+        .merge(ai::router())
         // The documentation page is served from the binary: it works with no internet.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }
@@ -34,8 +36,8 @@ pub fn router() -> Router<ApiContext> {
 #[openapi(
     info(
         title = "Strata",
-        description = "Tiered backtest service: submit backtests and parameter sweeps, poll their \
-                       status, read their results. Every error is application/problem+json with \
+        description = "Tiered backtest service: submit backtests, parameter sweeps and AI jobs, \
+                       poll their status, read their results. Every error is application/problem+json with \
                        a stable `code`."
     ),
     paths(
@@ -55,6 +57,9 @@ pub fn router() -> Router<ApiContext> {
         metrics::metrics,
         admin::queues,
         admin::retry,
+        ai::strategies,
+        ai::analyses,
+        ai::usage,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -62,6 +67,7 @@ pub fn router() -> Router<ApiContext> {
         (name = "jobs", description = "Backtests and sweeps: submit, follow, cancel, read results"),
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
+        (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),
         (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, retries"),
     )
 )]

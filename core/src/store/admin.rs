@@ -1,4 +1,4 @@
-//! What operators see and do across every user: queue depth per tier, running jobs, workers,
+//! What operators see and do across every user: queue depth per queue, running jobs, workers,
 //! and sending a finished job back to the queue.
 
 use chrono::{DateTime, Utc};
@@ -8,11 +8,12 @@ use uuid::Uuid;
 use super::jobs::JOB_COLUMNS;
 use super::{Store, StoreError};
 use crate::job::{Job, JobKind};
+use crate::queue::Queue;
 use crate::tier::Tier;
 
-/// One tier's jobs in PostgreSQL.
+/// One queue's jobs in PostgreSQL.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TierLoad {
+pub struct QueueLoad {
     /// Queued jobs not handed to Redis yet (including retries waiting for their backoff).
     pub backlog: i64,
     /// Every queued job: the backlog plus those handed to Redis that no worker started.
@@ -35,7 +36,7 @@ pub struct RunningJob {
     /// Their tier.
     #[sqlx(try_from = "String")]
     pub tier: Tier,
-    /// Backtest or sweep.
+    /// What it computes.
     #[sqlx(try_from = "String")]
     pub kind: JobKind,
     /// The worker running it.
@@ -90,30 +91,30 @@ pub enum RetryOutcome {
 const WORKERS_SEEN_WITHIN_SECS: f64 = 3600.0;
 
 impl Store {
-    /// Queued and running jobs per tier, every tier present.
-    pub async fn tier_load(&self) -> Result<Vec<(Tier, TierLoad)>, StoreError> {
+    /// Queued and running jobs per queue, every queue present.
+    pub async fn queue_load(&self) -> Result<Vec<(Queue, QueueLoad)>, StoreError> {
         type Row = (String, i64, i64, Option<DateTime<Utc>>, Option<f64>, i64);
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT tier, backlog, queued, oldest,
+            "SELECT queue, backlog, queued, oldest,
                     extract(epoch FROM now() - oldest)::float8, running
-             FROM (SELECT tier,
+             FROM (SELECT queue,
                           count(*) FILTER (WHERE status = 'queued' AND dispatched_at IS NULL)
                               AS backlog,
                           count(*) FILTER (WHERE status = 'queued') AS queued,
                           min(created_at) FILTER (WHERE status = 'queued') AS oldest,
                           count(*) FILTER (WHERE status = 'running') AS running
                    FROM jobs WHERE status IN ('queued', 'running')
-                   GROUP BY tier) AS load",
+                   GROUP BY queue) AS load",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(Tier::ALL
+        Ok(Queue::ALL
             .into_iter()
-            .map(|tier| {
+            .map(|queue| {
                 let load = rows
                     .iter()
-                    .find(|row| row.0 == tier.as_str())
-                    .map(|(_, backlog, queued, oldest, wait, running)| TierLoad {
+                    .find(|row| row.0 == queue.as_str())
+                    .map(|(_, backlog, queued, oldest, wait, running)| QueueLoad {
                         backlog: *backlog,
                         queued: *queued,
                         oldest_queued_at: *oldest,
@@ -121,7 +122,7 @@ impl Store {
                         running: *running,
                     })
                     .unwrap_or_default();
-                (tier, load)
+                (queue, load)
             })
             .collect())
     }

@@ -6,11 +6,12 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::job::{Job, JobKind, JobStatus};
+use crate::queue::Queue;
 use crate::tier::Tier;
 
 /// The columns of [`Job`], in one place for every query that returns jobs.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, tier, progress, attempts, error, \
-     request_id, created_at, started_at, finished_at, cancel_requested";
+     request_id, created_at, started_at, finished_at, cancel_requested, parent_id";
 
 /// Key of the transaction-level advisory lock under which a user's active jobs are counted and
 /// their new job inserted (first half of the two-int key; the second is `hashtext(owner)`).
@@ -23,7 +24,7 @@ pub struct NewJob {
     pub owner: String,
     /// Their tier at submission.
     pub tier: Tier,
-    /// Backtest or sweep.
+    /// What it computes.
     pub kind: JobKind,
     /// The request body as sent.
     pub spec: Value,
@@ -237,11 +238,11 @@ impl Store {
             .await
     }
 
-    /// Jobs waiting in PostgreSQL (not yet handed to Redis), per tier.
-    pub async fn backlog(&self) -> Result<Vec<(Tier, i64)>, StoreError> {
+    /// Jobs waiting in PostgreSQL (not yet handed to Redis), per queue.
+    pub async fn backlog(&self) -> Result<Vec<(Queue, i64)>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT tier, count(*) FROM jobs
-             WHERE status = 'queued' AND dispatched_at IS NULL GROUP BY tier",
+            "SELECT queue, count(*) FROM jobs
+             WHERE status = 'queued' AND dispatched_at IS NULL GROUP BY queue",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the source of truth for data sets, jobs and results.
 
 mod admin;
+mod ai;
 mod datasets;
 mod jobs;
 mod worker;
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub use admin::{RetryOutcome, RunningJob, TierLoad, WorkerSeen};
+pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
+pub use ai::{utc_day, AiCall, Subject, Tokens};
 pub use datasets::{Dataset, DatasetKind, NewDataset};
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
 pub use worker::*;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::job::{JobKind, JobMessage};
+use crate::queue::Queue;
 use crate::tier::Tier;
 
 /// A job a worker has just claimed: everything it needs to run it.
@@ -24,7 +25,7 @@ pub struct Claimed {
     /// The submitter's tier.
     #[sqlx(try_from = "String")]
     pub tier: Tier,
-    /// Backtest or sweep.
+    /// What it computes.
     #[sqlx(try_from = "String")]
     pub kind: JobKind,
     /// The request body as submitted.
@@ -38,11 +39,11 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// A dispatch in progress: holds the tier's dispatch lock and the rows it took until
+/// A dispatch in progress: holds the queue's dispatch lock and the rows it took until
 /// [`Dispatch::commit`]; dropping it rolls back, so the jobs are dispatched again later.
 pub struct Dispatch {
     tx: Transaction<'static, Postgres>,
-    tier: Tier,
+    queue: Queue,
     taken: Vec<Uuid>,
 }
 
@@ -105,17 +106,32 @@ pub struct Reconciled {
     pub recovered: Vec<Recovered>,
 }
 
-/// Key of the transaction-level advisory lock that lets one dispatcher at a time fill a tier's
-/// queue (first half of the two-int key; the second is the tier).
-const DISPATCH_LOCK: i32 = 0x5354_5241; // "STRA"
-
-fn tier_number(tier: Tier) -> i32 {
-    match tier {
-        Tier::Basic => 1,
-        Tier::Pro => 2,
-        Tier::Elite => 3,
-    }
+/// A job a finished job queues in its place: an AI strategy's backtest. It inherits the
+/// parent's owner, tier, data file and request id.
+#[derive(Debug, Clone)]
+pub struct ChildJob {
+    /// What it computes.
+    pub kind: JobKind,
+    /// Its spec.
+    pub spec: Value,
 }
+
+/// Marks a running job (`$1`, on worker `$2`) succeeded and stores its result (`$3`): a
+/// data-modifying CTE runs whether or not the INSERT inserts anything, and the RETURNING of the
+/// outer statement tells whether the status changed.
+const SUCCEED: &str = "WITH done AS (
+         UPDATE jobs SET status = 'succeeded', progress = 1, finished_at = now(), error = NULL
+         WHERE id = $1 AND status = 'running' AND worker_id = $2
+         RETURNING id
+     )
+     INSERT INTO job_results (job_id, result)
+     SELECT id, $3::text::json FROM done
+     ON CONFLICT (job_id) DO NOTHING
+     RETURNING job_id";
+
+/// Key of the transaction-level advisory lock that lets one dispatcher at a time fill a queue
+/// (first half of the two-int key; the second is the queue's place in [`Queue::ALL`]).
+const DISPATCH_LOCK: i32 = 0x5354_5241; // "STRA"
 
 impl Store {
     /// Marks a queued job running for `worker_id`; `None` when it is not queued any more (a
@@ -168,26 +184,49 @@ impl Store {
         worker_id: &str,
         result: &str,
     ) -> Result<bool, StoreError> {
-        // A data-modifying CTE runs whether or not the INSERT inserts anything: the RETURNING
-        // of the outer statement tells whether the status changed.
-        let row: Option<(Uuid,)> = sqlx::query_as(
-            "WITH done AS (
-                 UPDATE jobs SET status = 'succeeded', progress = 1, finished_at = now(),
-                        error = NULL
-                 WHERE id = $1 AND status = 'running' AND worker_id = $2
-                 RETURNING id
-             )
-             INSERT INTO job_results (job_id, result)
-             SELECT id, $3::text::json FROM done
-             ON CONFLICT (job_id) DO NOTHING
-             RETURNING job_id",
-        )
-        .bind(id)
-        .bind(worker_id)
-        .bind(result)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(Uuid,)> = sqlx::query_as(SUCCEED)
+            .bind(id)
+            .bind(worker_id)
+            .bind(result)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
+    }
+
+    /// Succeeds the job as [`Store::succeed`] does and, in the same transaction, queues `child`
+    /// (its id `child_id`, which the result names) as a job of the same owner and tier made by
+    /// this one: a redelivered job can never queue it twice.
+    pub async fn succeed_with_child(
+        &self,
+        id: Uuid,
+        worker_id: &str,
+        result: &str,
+        child_id: Uuid,
+        child: &ChildJob,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done: Option<(Uuid,)> = sqlx::query_as(SUCCEED)
+            .bind(id)
+            .bind(worker_id)
+            .bind(result)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, parent_id)
+             SELECT $1, owner, tier, $2, $3, data_path, request_id, id FROM jobs WHERE id = $4",
+        )
+        .bind(child_id)
+        .bind(child.kind.as_str())
+        .bind(sqlx::types::Json(&child.spec))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks the job failed with `error`; `false` when it was no longer running on this worker.
@@ -310,12 +349,12 @@ impl Store {
         Ok(())
     }
 
-    /// Starts filling the tier's queue: `None` when another dispatcher is at it right now.
-    pub async fn begin_dispatch(&self, tier: Tier) -> Result<Option<Dispatch>, StoreError> {
+    /// Starts filling a queue: `None` when another dispatcher is at it right now.
+    pub async fn begin_dispatch(&self, queue: Queue) -> Result<Option<Dispatch>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1, $2)")
             .bind(DISPATCH_LOCK)
-            .bind(tier_number(tier))
+            .bind(queue.index() as i32)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
@@ -324,7 +363,7 @@ impl Store {
         }
         Ok(Some(Dispatch {
             tx,
-            tier,
+            queue,
             taken: Vec::new(),
         }))
     }
@@ -409,12 +448,12 @@ impl Store {
 }
 
 impl Dispatch {
-    /// The tier being dispatched.
-    pub fn tier(&self) -> Tier {
-        self.tier
+    /// The queue being filled.
+    pub fn queue(&self) -> Queue {
+        self.queue
     }
 
-    /// Takes up to `limit` more of the tier's queued jobs not yet in Redis (and not waiting out
+    /// Takes up to `limit` more of the queue's jobs not yet in Redis (and not waiting out
     /// a retry's backoff), in per-user turns: every waiting user's oldest job, then every
     /// user's second, and so on. One user's flood thus cannot hold back another user's first
     /// job by more than the jobs already in Redis.
@@ -426,11 +465,11 @@ impl Dispatch {
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
             "WITH RECURSIVE owners AS (
                  (SELECT owner FROM jobs
-                  WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
+                  WHERE status = 'queued' AND dispatched_at IS NULL AND queue = $1
                   ORDER BY owner LIMIT 1)
                  UNION ALL
                  SELECT (SELECT j.owner FROM jobs j
-                         WHERE j.status = 'queued' AND j.dispatched_at IS NULL AND j.tier = $1
+                         WHERE j.status = 'queued' AND j.dispatched_at IS NULL AND j.queue = $1
                            AND j.owner > owners.owner
                          ORDER BY j.owner LIMIT 1)
                  FROM owners WHERE owners.owner IS NOT NULL
@@ -439,7 +478,7 @@ impl Dispatch {
              CROSS JOIN LATERAL (
                  SELECT id, request_id, row_number() OVER (ORDER BY id) AS turn
                  FROM jobs
-                 WHERE status = 'queued' AND dispatched_at IS NULL AND tier = $1
+                 WHERE status = 'queued' AND dispatched_at IS NULL AND queue = $1
                    AND owner = owners.owner
                    AND (run_after IS NULL OR run_after <= now())
                  ORDER BY id
@@ -449,7 +488,7 @@ impl Dispatch {
              ORDER BY head.turn, head.id
              LIMIT $2",
         )
-        .bind(self.tier.as_str())
+        .bind(self.queue.as_str())
         .bind(limit.max(0))
         .fetch_all(&mut *self.tx)
         .await?;

@@ -15,6 +15,7 @@
 use serde::{Serialize, Serializer};
 
 use crate::data::serialize_time;
+use crate::metrics::quantile;
 
 /// Execution analytics of a tick-precision backtest, under `precision` in the result as
 /// `{"mode": "tick", ...}`.
@@ -161,8 +162,8 @@ impl SlippageSummary {
         sorted.sort_by(f64::total_cmp);
         SlippageSummary {
             mean: mean(&sorted),
-            p50: percentile(&sorted, 0.5),
-            p95: percentile(&sorted, 0.95),
+            p50: quantile(&sorted, 0.5),
+            p95: quantile(&sorted, 0.95),
         }
     }
 }
@@ -209,7 +210,7 @@ impl Tally {
             market_impact_bps: mean(&impacts),
             limit_fill_ratio,
             rested_mean_ns: mean(&rested),
-            rested_p95_ns: percentile(&rested, 0.95),
+            rested_p95_ns: quantile(&rested, 0.95),
             unfilled_quantity: self.unfilled,
             fills,
         }
@@ -226,18 +227,6 @@ fn mean(values: &[f64]) -> f64 {
         f64::NAN
     } else {
         values.iter().sum::<f64>() / values.len() as f64
-    }
-}
-
-/// The `q` quantile of sorted values, interpolating linearly between neighbours.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => {
-            let rank = q * (n - 1) as f64;
-            let (below, above) = (rank.floor() as usize, rank.ceil() as usize);
-            sorted[below] + (sorted[above] - sorted[below]) * (rank - below as f64)
-        }
     }
 }
 

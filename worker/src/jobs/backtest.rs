@@ -41,5 +41,6 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     Ok(Output {
         document,
         bars: bars as u64,
+        child: None,
     })
 }

@@ -14,7 +14,7 @@ use engine::data::{Bars, LoadOptions};
 use engine::tick::TickData;
 use serde_json::Value;
 use strata_core::job::{JobKind, JobMessage};
-use strata_core::store::{Claimed, Retry};
+use strata_core::store::{ChildJob, Claimed, Retry};
 use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 use uuid::Uuid;
 
@@ -163,6 +163,9 @@ pub(crate) struct Output {
     pub(crate) document: String,
     /// Bars run through the engine (a sweep counts them once per parameter set).
     pub(crate) bars: u64,
+    /// A job to queue in the same transaction as this result (an AI strategy's backtest), with
+    /// the id the document names it by.
+    pub(crate) child: Option<(Uuid, ChildJob)>,
 }
 
 /// What a job's code gets on the engine thread.
@@ -304,12 +307,15 @@ impl Drop for RunningGuard<'_> {
     }
 }
 
-/// Runs the job's engine work on the pool.
+/// Runs the job: engine work on the pool, AI work here, as network I/O.
 async fn execute(
     worker: &Arc<Worker>,
     claimed: &Claimed,
     job: &Arc<RunningJob>,
 ) -> Result<Output, JobError> {
+    if claimed.kind.is_ai() {
+        return crate::ai::run(worker, claimed, job).await;
+    }
     let path = strata_core::datasets::locate(&worker.config, &claimed.data_path);
     let data_path = claimed.data_path.clone();
     let spec = claimed.spec.clone();
@@ -329,6 +335,9 @@ async fn execute(
             match kind {
                 JobKind::Backtest => backtest::run(&input),
                 JobKind::Sweep => sweep::run(&input),
+                JobKind::AiStrategy | JobKind::AiAnalysis => Err(JobError::Failed(
+                    "an AI job reached the engine threads".to_owned(),
+                )),
             }
         })
     };
@@ -354,7 +363,14 @@ async fn record(
         Ok(output) => {
             worker.metrics.bars.inc_by(output.bars);
             // A result that is ready is kept even if a cancel arrived meanwhile.
-            match persist(|| store.succeed(id, me, &output.document)).await {
+            let written = match &output.child {
+                None => persist(|| store.succeed(id, me, &output.document)).await,
+                Some((child_id, child)) => {
+                    persist(|| store.succeed_with_child(id, me, &output.document, *child_id, child))
+                        .await
+                }
+            };
+            match written {
                 Some(true) => {
                     info!(elapsed_ms, bars = output.bars, "job succeeded");
                     "succeeded"
@@ -432,7 +448,7 @@ async fn record(
 /// Runs a claim or a final write, retrying with backoff while PostgreSQL is unreachable or busy;
 /// `None` when it still fails after [`WRITE_PATIENCE`] (the reconciler then dispatches or runs
 /// the job again).
-async fn persist<T, F, Fut>(write: F) -> Option<T>
+pub(crate) async fn persist<T, F, Fut>(write: F) -> Option<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,

@@ -42,5 +42,6 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     Ok(Output {
         document,
         bars: (bars.len() * sets.len()) as u64,
+        child: None,
     })
 }
