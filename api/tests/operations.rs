@@ -359,3 +359,69 @@ async fn on_shutdown_the_api_finishes_in_flight_requests_and_refuses_new_ones() 
         .unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn while_redis_is_down_the_api_still_takes_jobs_within_seconds() {
+    use std::time::{Duration, Instant};
+    use strata_core::testing::{redis_url, TcpProxy};
+
+    let redis = redis_url();
+    let target = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("STRATA_TEST_REDIS_URL as redis://HOST:PORT");
+    let proxy = TcpProxy::start(target).await;
+    let app = common::spawn_app_with(|config| {
+        config.redis_url = strata_core::config::Secret::new(proxy.url_through(&redis));
+        // Rates are counted in Redis on every request and submission.
+        config.tiers.pro.requests_per_minute = Some(1000);
+        config.tiers.pro.submissions_per_minute = Some(1000);
+    })
+    .await;
+    let counted = app.post_backtest("ann", &goog_spec()).await;
+    assert_eq!(counted.status(), 202);
+    assert!(counted.headers().get("ratelimit-remaining").is_some());
+
+    proxy.cut().await;
+    // Each Redis call gives up within seconds (not the client's default of about ten per
+    // call): the job is taken, uncounted, to wait in PostgreSQL.
+    let started = Instant::now();
+    let response = app.post_backtest("ann", &goog_spec()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.status(), 202);
+    assert!(response.headers().get("ratelimit-remaining").is_none());
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let body = problem(response, 503, "not_ready").await;
+    assert_eq!(body["components"]["redis"]["status"], "down", "{body}");
+
+    // Redis is back: requests are counted again, without a restart.
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = app.post_backtest("ann", &goog_spec()).await;
+        assert_eq!(response.status(), 202);
+        if response.headers().get("ratelimit-remaining").is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still uncounted after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}

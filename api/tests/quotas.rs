@@ -42,6 +42,19 @@ async fn submit_as(app: &common::TestApp, user: &str, tier: Tier) -> reqwest::Re
         .unwrap()
 }
 
+/// Submits `accepted` jobs as `user`, each a 202, and returns the answer to one more.
+async fn one_too_many(
+    app: &common::TestApp,
+    user: &str,
+    tier: Tier,
+    accepted: usize,
+) -> reqwest::Response {
+    for _ in 0..accepted {
+        assert_eq!(submit_as(app, user, tier).await.status(), 202);
+    }
+    submit_as(app, user, tier).await
+}
+
 #[tokio::test]
 async fn active_jobs_beyond_the_tier_are_a_429_with_retry_after() {
     let app = spawn_app_with(|config| {
@@ -49,10 +62,7 @@ async fn active_jobs_beyond_the_tier_are_a_429_with_retry_after() {
         config.tiers.basic.submissions_per_minute = None;
     })
     .await;
-    for _ in 0..2 {
-        assert_eq!(submit_as(&app, "ann", Tier::Basic).await.status(), 202);
-    }
-    let response = submit_as(&app, "ann", Tier::Basic).await;
+    let response = one_too_many(&app, "ann", Tier::Basic, 2).await;
     assert!(response.headers().get("retry-after").is_some());
     let body = problem(response, 429, "too_many_active_jobs").await;
     let detail = body["detail"].as_str().unwrap();
@@ -60,23 +70,10 @@ async fn active_jobs_beyond_the_tier_are_a_429_with_retry_after() {
     assert!(detail.contains("basic tier; pro allows 10"), "{detail}");
 
     // Cancelling one frees a place; another user is not affected.
-    let listed: serde_json::Value = app
-        .client
-        .get(app.url("/v1/jobs"))
-        .bearer_auth(app.token("ann", Tier::Basic))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.get_json("/v1/jobs", "ann").await;
     let id = listed["jobs"][0]["id"].as_str().unwrap();
-    app.client
-        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
-        .bearer_auth(app.token("ann", Tier::Basic))
-        .send()
-        .await
-        .unwrap();
+    let cancel = format!("/v1/jobs/{id}/cancel");
+    app.post(&cancel, "ann").send().await.unwrap();
     assert_eq!(submit_as(&app, "ann", Tier::Basic).await.status(), 202);
     assert_eq!(submit_as(&app, "bob", Tier::Basic).await.status(), 202);
     app.stop().await;
@@ -89,10 +86,7 @@ async fn submissions_per_minute_are_counted_in_redis() {
         config.tiers.basic.active_jobs = None;
     })
     .await;
-    for _ in 0..3 {
-        assert_eq!(submit_as(&app, "ann", Tier::Basic).await.status(), 202);
-    }
-    let response = submit_as(&app, "ann", Tier::Basic).await;
+    let response = one_too_many(&app, "ann", Tier::Basic, 3).await;
     let retry: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()

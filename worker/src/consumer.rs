@@ -4,9 +4,9 @@
 //!
 //! Each tier has its own apalis worker. It fetches its next message first, then waits with it
 //! for one of the process's [`Slots`]: a tier with an empty queue never asks for a slot, a
-//! fetch from Redis overlaps the wait, and while several tiers have a message in hand, freed
-//! slots go to them by weight (elite 6 : pro 3 : basic 1 by default), so elite is served first
-//! and none starves. Holding one message while waiting is harmless: apalis already holds a
+//! fetch from Redis overlaps the wait, and while several tiers have a message in hand, jobs
+//! start in the proportion of their weights (elite 6 : pro 3 : basic 1 by default), so elite is
+//! served first and none starves. Holding one message while waiting is harmless: apalis already holds a
 //! fetched batch, and a message a dead worker held is dispatched again by the reconciler.
 
 use std::convert::Infallible;
@@ -241,10 +241,9 @@ pub(crate) fn start(worker: &Arc<Worker>) -> Consumers {
 /// Messages the tier's consumer takes from Redis per fetch: up to the worker's concurrency for
 /// the heaviest tier, the others in proportion to their weight (at least one).
 ///
-/// While slots are free (short jobs, fast machines), a tier starts jobs as fast as it fetches
-/// them, and the consumers fetch at much the same pace; sizing the batches by weight is what
-/// keeps the shares at the weights then. When every slot is taken, [`Slots`] hands them out by
-/// weight instead.
+/// [`Slots`] starts the tiers' jobs in the proportion of their weights, but only among tiers
+/// that hold a message: a heavier tier fetches more per Redis round trip, so it does not run
+/// out of messages to start while the lighter ones still have some.
 fn fetch_batch(concurrency: usize, weight: impl Fn(Tier) -> u32, tier: Tier) -> usize {
     let most = concurrency.clamp(1, MAX_BATCH) as f64;
     let heaviest = Tier::ALL.map(&weight).into_iter().max().unwrap_or(1).max(1);

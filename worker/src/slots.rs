@@ -1,20 +1,20 @@
 //! The worker's job slots, shared by the tier consumers and handed out by weight.
 //!
-//! A consumer needs a slot before it fetches a message. While slots are free anyone gets one at
-//! once; when they are all taken, a freed slot goes to one of the waiting tiers by smooth
-//! weighted round robin (the nginx algorithm): each waiting tier earns its weight in credit,
-//! the richest wins and pays the total of the waiting tiers' weights. With elite 6 : pro 3 :
-//! basic 1 all waiting, ten slots in a row go E P E B E P E E P E ... — elite six, pro three,
-//! basic one, interleaved rather than in bursts. A tier that does not wait earns nothing, so
-//! its share goes to the others and nothing sits idle.
-//!
-//! A consumer asks for a slot only once it holds a message (see `consumer.rs`), so "waiting"
-//! means "has a job to start", and fetching the next message overlaps the wait.
+//! A consumer needs a slot before it starts a job, and asks for one only once it holds a
+//! message (see `consumer.rs`), so a tier that asks has a job to start. The slots go to the tiers
+//! by stride scheduling: each tier has a virtual time that every start moves on by the tier's
+//! stride (the weights' least common multiple over its weight: 1 for elite, 2 for pro, 6 for
+//! basic with the default 6 : 3 : 1), and a slot goes to the contending tier that is furthest
+//! behind (the heavier on a tie). While tiers contend, elite thus starts six jobs for pro's
+//! three and basic's one, interleaved, whether every slot is taken or the jobs are so short
+//! that free slots are the rule: the proportion holds in both. A tier that stops contending
+//! earns nothing meanwhile (it rejoins at the others' virtual time), so its share goes to the
+//! others and basic is never starved.
 //!
 //! A consumer that has just been served is usually back within a Redis round trip with its next
 //! message. Counting it out for that moment would hand its share to the others whenever jobs
-//! are short, so a tier that waited within the last [`GRACE`] still takes part in the pick:
-//! when it wins, the slot is held for it for up to [`GRACE`], then goes to the others.
+//! are short, so a tier contends while it waits and for [`GRACE`] after it last asked: a free
+//! slot whose next tier in line is between two messages stays free for it that long.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use strata_core::Tier;
 use tokio::sync::oneshot;
 
-/// How long a tier that just waited keeps its place in the pick, and how long a slot it won
-/// is held for it: a few Redis round trips.
+/// How long a tier that just asked for a slot keeps its place in line: a few Redis round
+/// trips.
 pub(crate) const GRACE: Duration = Duration::from_millis(5);
 
 /// The slots of one worker process.
@@ -31,20 +31,20 @@ pub(crate) struct Slots {
     state: Mutex<State>,
 }
 
+/// Per tier arrays are in [`Tier::ALL`] order.
 struct State {
     free: usize,
-    /// Per tier, in [`Tier::ALL`] order.
-    weights: [i64; 3],
-    credit: [i64; 3],
+    /// What one start moves a tier's virtual time on by.
+    stride: [u128; 3],
+    /// Each tier's virtual time.
+    pass: [u128; 3],
     /// The consumer of each tier waiting for a slot (each tier has one consumer).
     waiting: [Option<oneshot::Sender<Slot>>; 3],
-    /// When each tier last waited or was served: it stays in the pick for [`GRACE`] after.
+    /// When each tier last asked or was served: it contends for [`GRACE`] after.
     seen: [Option<Instant>; 3],
-    /// A slot held for a tier that won it while between two waits, since when.
-    held: [Option<Instant>; 3],
 }
 
-/// One job's slot: back to the pool (or straight to a waiting tier) when dropped.
+/// One job's slot: back to the pool, and on to the next tier in line, when dropped.
 pub(crate) struct Slot {
     slots: Option<Arc<Slots>>,
 }
@@ -56,17 +56,26 @@ fn index(tier: Tier) -> usize {
         .expect("Tier::ALL lists every tier")
 }
 
+fn gcd(a: u128, b: u128) -> u128 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 impl Slots {
     /// `count` slots, shared by weight (each tier's, in any order).
     pub(crate) fn new(count: usize, weight: impl Fn(Tier) -> u32) -> Arc<Slots> {
+        let weights = Tier::ALL.map(|t| u128::from(weight(t).max(1)));
+        let lcm = weights.iter().fold(1, |l, &w| l / gcd(l, w) * w);
         Arc::new(Slots {
             state: Mutex::new(State {
                 free: count,
-                weights: Tier::ALL.map(|t| i64::from(weight(t).max(1))),
-                credit: [0; 3],
+                stride: weights.map(|w| lcm / w),
+                pass: [0; 3],
                 waiting: Default::default(),
                 seen: [None; 3],
-                held: [None; 3],
             }),
         })
     }
@@ -75,21 +84,20 @@ impl Slots {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot for `tier`: at once if one is free, else when the weights pick `tier`.
+    /// A slot for `tier`: at once if one is free and `tier` is next in line, else when it is.
     pub(crate) fn acquire(
         self: &Arc<Self>,
         tier: Tier,
     ) -> impl std::future::Future<Output = Slot> + Send + 'static {
         let slots = Arc::clone(self);
-        self.reclaim();
         let waiting = {
             let mut state = self.lock();
             let i = index(tier);
-            state.seen[i] = Some(Instant::now());
-            if state.held[i].take().is_some() {
-                None
-            } else if state.free > 0 {
-                state.free -= 1;
+            let now = Instant::now();
+            state.join(i, now);
+            state.seen[i] = Some(now);
+            if state.free > 0 && state.next(now) == Some(i) {
+                state.start(i);
                 None
             } else {
                 let (sender, receiver) = oneshot::channel();
@@ -98,107 +106,100 @@ impl Slots {
                 Some(receiver)
             }
         };
+        // Asking moved the line: a waiting tier may be next now.
+        self.dispatch();
         async move {
             let Some(mut receiver) = waiting else {
                 return Slot { slots: Some(slots) };
             };
             loop {
-                // While it waits, a slot held for a tier that did not come back in time is
-                // passed on (perhaps to this one).
+                // A tier this one gave way to may stop contending without asking again: look
+                // at the line again now and then.
                 match tokio::time::timeout(GRACE, &mut receiver).await {
                     Ok(Ok(slot)) => return slot,
                     // Never: a sender is dropped only when replaced by the same waiting
                     // consumer, which then awaits the new receiver. Wait for a free slot.
                     Ok(Err(_)) => std::future::pending::<()>().await,
-                    Err(_) => slots.reclaim(),
+                    Err(_) => slots.dispatch(),
                 }
             }
         }
     }
 
-    /// Passes on the slots held longer than [`GRACE`] for tiers that did not come back.
-    fn reclaim(self: &Arc<Self>) {
-        let now = Instant::now();
-        let expired = {
-            let mut state = self.lock();
-            let mut expired = 0;
-            for held in &mut state.held {
-                if held.is_some_and(|since| now.duration_since(since) >= GRACE) {
-                    *held = None;
-                    expired += 1;
-                }
-            }
-            expired
-        };
-        for _ in 0..expired {
-            self.hand_over();
-        }
-    }
-
-    /// A freed slot: to the waiting tier the weights pick, or back to the pool.
-    fn hand_over(self: &Arc<Self>) {
+    /// Hands free slots to the waiting tiers in line; stops at a tier next in line that is
+    /// between two messages (the slot stays free for it while it contends).
+    fn dispatch(self: &Arc<Self>) {
         loop {
             let sender = {
                 let mut state = self.lock();
                 let now = Instant::now();
-                let Some(i) = state.pick(now) else {
-                    state.free += 1;
+                if state.free == 0 {
+                    return;
+                }
+                let Some(i) = state.next(now) else {
                     return;
                 };
-                match state.waiting[i].take() {
-                    Some(sender) => {
-                        state.seen[i] = Some(now);
-                        sender
-                    }
-                    // Between two waits: hold the slot for it a moment.
-                    None => {
-                        state.held[i] = Some(now);
-                        return;
-                    }
-                }
+                let Some(sender) = state.waiting[i].take() else {
+                    return;
+                };
+                state.start(i);
+                state.seen[i] = Some(now);
+                sender
             };
             let slot = Slot {
                 slots: Some(Arc::clone(self)),
             };
-            match sender.send(slot) {
-                Ok(()) => return,
-                // The consumer stopped waiting (it is closing): try the next tier, without
-                // letting the returned slot hand itself over a second time.
-                Err(mut slot) => {
-                    slot.slots = None;
-                }
+            if let Err(mut slot) = sender.send(slot) {
+                // The consumer stopped waiting (it is closing): the slot is free again, without
+                // letting it hand itself over from its drop.
+                slot.slots = None;
+                self.lock().free += 1;
             }
         }
     }
 }
 
 impl State {
-    /// Smooth weighted round robin over the tiers waiting, or that waited within [`GRACE`] and
-    /// hold no slot already.
-    fn pick(&mut self, now: Instant) -> Option<usize> {
-        let waiting: Vec<usize> = (0..3)
-            .filter(|&i| {
-                self.waiting[i].is_some()
-                    || (self.held[i].is_none()
-                        && self.seen[i].is_some_and(|at| now.duration_since(at) < GRACE))
-            })
-            .collect();
-        let total: i64 = waiting.iter().map(|&i| self.weights[i]).sum();
-        for &i in &waiting {
-            self.credit[i] += self.weights[i];
+    /// Whether tier `i` contends for slots: it waits, or it asked within [`GRACE`].
+    fn contends(&self, i: usize, now: Instant) -> bool {
+        self.waiting[i].is_some() || self.seen[i].is_some_and(|at| now.duration_since(at) < GRACE)
+    }
+
+    /// The contending tier to serve next: the furthest behind in virtual time, the heavier
+    /// on a tie.
+    fn next(&self, now: Instant) -> Option<usize> {
+        (0..3)
+            .filter(|&i| self.contends(i, now))
+            .min_by_key(|&i| (self.pass[i], i))
+    }
+
+    /// Tier `i` asks: after a pause it rejoins at the virtual time of the tiers contending, so
+    /// it cannot save up a share while it had nothing to run.
+    fn join(&mut self, i: usize, now: Instant) {
+        if self.contends(i, now) {
+            return;
         }
-        let best = waiting
-            .into_iter()
-            .max_by_key(|&i| (self.credit[i], -(i as i64)))?;
-        self.credit[best] -= total;
-        Some(best)
+        let floor = (0..3)
+            .filter(|&j| j != i && self.contends(j, now))
+            .map(|j| self.pass[j])
+            .min();
+        if let Some(floor) = floor {
+            self.pass[i] = self.pass[i].max(floor);
+        }
+    }
+
+    /// Tier `i` takes a free slot.
+    fn start(&mut self, i: usize) {
+        self.free -= 1;
+        self.pass[i] += self.stride[i];
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.take() {
-            slots.hand_over();
+            slots.lock().free += 1;
+            slots.dispatch();
         }
     }
 }
@@ -265,6 +266,41 @@ mod tests {
         let started = std::time::Instant::now();
         let _pro = pro.await.unwrap();
         assert!(started.elapsed() < GRACE * 20, "{:?}", started.elapsed());
+    }
+
+    /// Plenty of slots, jobs that end at once: the consumers start jobs as fast as they come
+    /// back, and the starts still follow the weights.
+    #[tokio::test]
+    async fn free_slots_go_by_weight_while_tiers_contend() {
+        let slots = Slots::new(8, weights);
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let consumers: Vec<_> = Tier::ALL
+            .into_iter()
+            .map(|tier| {
+                let (slots, started) = (Arc::clone(&slots), Arc::clone(&started));
+                tokio::spawn(async move {
+                    loop {
+                        let slot = slots.acquire(tier).await;
+                        started.lock().unwrap().push(tier);
+                        // The job ends at once; the consumer is back with its next message.
+                        drop(slot);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        while started.lock().unwrap().len() < 2000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for consumer in consumers {
+            consumer.abort();
+        }
+        let started = started.lock().unwrap();
+        let share = |tier| started[..2000].iter().filter(|t| **t == tier).count() as f64 / 2000.0;
+        let shares = Tier::ALL.map(share);
+        for (share, expected) in shares.iter().zip([0.6, 0.3, 0.1]) {
+            assert!((share - expected).abs() < 0.03, "{shares:?}");
+        }
     }
 
     #[tokio::test]

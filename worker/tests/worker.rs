@@ -152,6 +152,23 @@ impl Setup {
             .await
     }
 
+    /// Starts a worker with one engine thread and a sweep that runs for a while, and returns
+    /// once the sweep has started (and, with `progressed`, reported some progress).
+    async fn long_sweep_running(&self, progressed: bool) -> (Running, Uuid, Job) {
+        let mut config = self.config();
+        config.worker.threads = 1;
+        let worker = start(config);
+        let id = self
+            .submit(JobKind::Sweep, long_sweep_spec(), &self.long_data())
+            .await;
+        let job = self
+            .wait_for(id, Duration::from_secs(30), |job| {
+                job.status == JobStatus::Running && (!progressed || job.progress > 0.0)
+            })
+            .await;
+        (worker, id, job)
+    }
+
     async fn cleanup(self) {
         self.env.cleanup().await;
     }
@@ -330,17 +347,7 @@ async fn a_sweep_succeeds_ranked_as_the_engine_ranks_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_sweep_stops_it_within_a_second() {
     let setup = Setup::new().await;
-    let mut config = setup.config();
-    config.worker.threads = 1;
-    let worker = start(config);
-    let id = setup
-        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
-        .await;
-    setup
-        .wait_for(id, Duration::from_secs(30), |job| {
-            job.status == JobStatus::Running
-        })
-        .await;
+    let (worker, id, _) = setup.long_sweep_running(false).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let asked = Instant::now();
@@ -361,17 +368,7 @@ async fn cancelling_a_running_sweep_stops_it_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_reported_while_a_sweep_runs() {
     let setup = Setup::new().await;
-    let mut config = setup.config();
-    config.worker.threads = 1;
-    let worker = start(config);
-    let id = setup
-        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
-        .await;
-    let job = setup
-        .wait_for(id, Duration::from_secs(30), |job| {
-            job.status == JobStatus::Running && job.progress > 0.0
-        })
-        .await;
+    let (worker, id, job) = setup.long_sweep_running(true).await;
     assert!(job.progress < 1.0);
     setup.store().cancel(OWNER, id).await.unwrap();
     setup.wait_finished(id, Duration::from_secs(5)).await;
@@ -640,17 +637,7 @@ async fn a_cancelled_queued_job_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_hands_a_long_job_back_to_the_queue() {
     let setup = Setup::new().await;
-    let mut config = setup.config();
-    config.worker.threads = 1;
-    let worker = start(config);
-    let id = setup
-        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
-        .await;
-    setup
-        .wait_for(id, Duration::from_secs(30), |job| {
-            job.status == JobStatus::Running
-        })
-        .await;
+    let (worker, id, _) = setup.long_sweep_running(false).await;
 
     let stopping = Instant::now();
     worker.stop().await;
