@@ -494,3 +494,40 @@ async fn an_analysis_of_an_unfinished_job_is_a_409() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_analysis_of_a_walk_forward_sees_the_in_and_out_of_sample_gap() {
+    let mock = MockLlm::start().await;
+    let app = app_with_model(&mock, AiProvider::OpenAi, |_| {}).await;
+    let walk = json!({
+        "data": {"dataset": "GOOG"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": [5, 10], "slow": [20, 50]},
+        "walk_forward": {"in_sample": "500", "out_of_sample": "250"}
+    });
+    let id = submit(&app, "/v1/walk-forwards", "ann", &walk).await;
+    assert_eq!(
+        app.wait_finished("ann", &id, 60).await["status"],
+        "succeeded"
+    );
+    mock.reply([MockReply::text(
+        json!({
+            "analysis": "Out of sample the chosen sets do much worse than in sample.",
+            "cites": ["windows", "in_vs_out_of_sample_gap"]
+        })
+        .to_string(),
+    )]);
+    let analysis = submit(&app, "/v1/ai/analyses", "ann", &json!({"job_id": id})).await;
+    let job = app.wait_finished("ann", &analysis, 30).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let found = result(&app, "ann", &analysis).await;
+    assert_eq!(found["kind"], "walk_forward");
+    assert_eq!(found["figures"]["windows"], 6);
+    assert!(
+        found["figures"]["in_vs_out_of_sample_gap"].is_number(),
+        "{found}"
+    );
+    let sent = mock.requests()[0].body.to_string();
+    assert!(sent.contains("walk-forward"), "{sent}");
+    app.stop().await;
+}

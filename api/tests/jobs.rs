@@ -326,3 +326,50 @@ async fn an_idempotency_key_returns_the_first_job() {
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_walk_forward_runs_its_windows_and_its_lengths_are_checked_first() {
+    let app = spawn_app_with_worker().await;
+    let spec = json!({
+        "data": {"dataset": "GOOG"},
+        "strategy": {"template": "sma_cross"},
+        "grid": {"fast": [5, 10], "slow": [20, 50]},
+        "objective": "sharpe",
+        "walk_forward": {"in_sample": "500", "out_of_sample": "250"}
+    });
+    let post = |spec: Value| app.post("/v1/walk-forwards", "ann").json(&spec).send();
+    let response = post(spec.clone()).await.unwrap();
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["kind"], "walk_forward");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = app.wait_finished("ann", &id, 60).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let result: Value = app.get_json(&format!("/v1/jobs/{id}/result"), "ann").await;
+    // 2,148 GOOG bars: six windows of 500 in-sample and 250 out-of-sample bars.
+    assert_eq!(result["windows"].as_array().unwrap().len(), 6, "{result}");
+    assert!(result["out_of_sample"]["metrics"]["sharpe"].is_number());
+
+    // A length that does not read is a 422 naming it, before anything is queued.
+    let mut bad = spec.clone();
+    bad["walk_forward"]["in_sample"] = json!("1y");
+    let body = problem(post(bad).await.unwrap(), 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "walk_forward.in_sample");
+    // Windows longer than the data: the worker says so.
+    let mut long = spec;
+    long["walk_forward"]["in_sample"] = json!("5000");
+    let response = post(long).await.unwrap();
+    let job: Value = response.json().await.unwrap();
+    let job = app
+        .wait_finished("ann", job["id"].as_str().unwrap(), 60)
+        .await;
+    assert_eq!(job["status"], "failed");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid walk-forward"),
+        "{job}"
+    );
+    app.stop().await;
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use engine::spec::{BacktestSpec, SpecError, SpecErrors};
-use engine::sweep::SweepSpec;
+use engine::sweep::{SweepSpec, WalkForwardSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,6 +17,8 @@ pub enum JobKind {
     Backtest,
     /// Many parameter sets over one data set, ranked by an objective.
     Sweep,
+    /// A sweep in each in-sample window, its best set run on the out-of-sample window after.
+    WalkForward,
     /// A strategy written by the language model from a plain-words prompt, compiled (and
     /// repaired) until it is a valid spec; optionally backtested as a child job.
     AiStrategy,
@@ -77,6 +79,7 @@ macro_rules! text_enum {
 text_enum!(JobKind {
     Backtest => "backtest",
     Sweep => "sweep",
+    WalkForward => "walk_forward",
     AiStrategy => "ai_strategy",
     AiAnalysis => "ai_analysis",
 });
@@ -255,6 +258,33 @@ pub fn parse_ai_analysis(body: &Value) -> Result<AnalysisRequest, SpecErrors> {
     from_value(body.clone())
 }
 
+/// A walk-forward as submitted over HTTP: a sweep plus its windows under `walk_forward`.
+pub fn parse_walk_forward(
+    body: &Value,
+) -> Result<(BacktestSpec, SweepSpec, WalkForwardSpec), SpecErrors> {
+    let Value::Object(fields) = body else {
+        return Err(single("", "the body must be a JSON object"));
+    };
+    let mut fields = fields.clone();
+    let Some(windows) = fields.remove("walk_forward") else {
+        return Err(single(
+            "walk_forward",
+            "a walk-forward needs its windows, e.g. {\"in_sample\": \"365d\", \"out_of_sample\": \"90d\"}",
+        ));
+    };
+    let body: WalkForwardBody = from_value(serde_json::json!({ "walk_forward": windows }))?;
+    let walk = body.walk_forward;
+    walk.check().map_err(SpecErrors)?;
+    let (backtest, sweep) = parse_sweep(&Value::Object(fields))?;
+    Ok((backtest, sweep, walk))
+}
+
+/// `walk_forward` under its own name, so a wrong field's error names `walk_forward.<field>`.
+#[derive(Deserialize)]
+struct WalkForwardBody {
+    walk_forward: WalkForwardSpec,
+}
+
 /// The service names data sets; a file path would let a user read the server's disk.
 fn check_data(spec: &BacktestSpec) -> Result<(), SpecErrors> {
     if spec.data.path.is_some() {
@@ -358,6 +388,32 @@ mod tests {
         let err =
             parse_ai_strategy(&json!({"prompt": "x", "data": {"dataset": "GOOG"}, "code": 1}));
         assert!(err.unwrap_err().0[0].message.contains("unknown field"));
+    }
+
+    #[test]
+    fn a_walk_forward_is_a_sweep_plus_checked_windows() {
+        let body = json!({
+            "data": {"dataset": "GOOG"},
+            "strategy": {"template": "sma_cross"},
+            "grid": {"fast": [5, 10], "slow": [20, 50]},
+            "walk_forward": {"in_sample": "500", "out_of_sample": "90d"}
+        });
+        let (_, sweep, walk) = parse_walk_forward(&body).unwrap();
+        assert_eq!(sweep.grid.len(), 2);
+        assert_eq!(walk.out_of_sample, "90d");
+        let mut bad = body.clone();
+        bad["walk_forward"]["in_sample"] = json!("a year");
+        let err = parse_walk_forward(&bad).unwrap_err();
+        assert_eq!(err.0[0].field, "walk_forward.in_sample");
+        bad["walk_forward"] = json!({"in_sample": "500"});
+        let err = parse_walk_forward(&bad).unwrap_err();
+        assert_eq!(err.0[0].field, "walk_forward.out_of_sample", "{err}");
+        let mut none = body;
+        none.as_object_mut().unwrap().remove("walk_forward");
+        assert_eq!(
+            parse_walk_forward(&none).unwrap_err().0[0].field,
+            "walk_forward"
+        );
     }
 
     #[test]

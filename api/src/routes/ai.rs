@@ -86,16 +86,17 @@ pub async fn strategies(
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
-/// Has the language model write an analysis of the caller's finished backtest or sweep `job_id`:
-/// risk, drawdowns and trade statistics, and for a sweep the spread of the objective and the
-/// danger of overfitting. It may only cite figures Strata computed from the job's result; the
+/// Has the language model write an analysis of the caller's finished backtest, sweep or
+/// walk-forward `job_id`: risk, drawdowns and trade statistics; for a sweep the spread of the
+/// objective and the danger of overfitting; for a walk-forward the gap between in-sample and
+/// out-of-sample. It may only cite figures Strata computed from the job's result; the
 /// job's result carries the text and those figures.
 #[utoipa::path(post, path = "/v1/ai/analyses", tag = "ai",
     request_body(content = Object, description = "The job to analyse",
         example = json!({"job_id": "01936f7e-8a51-7c3e-9a0e-0b6f0f6c2a11"})),
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely: the first job is returned")),
     responses((status = 202, description = "Queued on the `ai` queue; `Location` is the job", body = super::jobs::JobView),
-              (status = 422, description = "No such job, or not a backtest or sweep", body = crate::error::Problem),
+              (status = 422, description = "No such job, or an AI job", body = crate::error::Problem),
               (status = 409, description = "The job has not succeeded (yet)", body = crate::error::Problem),
               (status = 429, description = "ai_requests_per_minute or ai_tokens_per_day used up", body = crate::error::Problem),
               (status = 503, description = "ai_not_configured: no language model on this server", body = crate::error::Problem),
@@ -116,11 +117,11 @@ pub async fn analyses(
         .job(&user.sub, request.job_id)
         .await?
         .ok_or_else(|| ApiError::field("job_id", "you have no job with this id"))?;
-    if !matches!(subject.kind, JobKind::Backtest | JobKind::Sweep) {
+    if subject.kind.is_ai() {
         return Err(ApiError::field(
             "job_id",
             format!(
-                "job {} is an {} job; only backtests and sweeps can be analysed",
+                "job {} is an {} job; only backtests, sweeps and walk-forwards can be analysed",
                 subject.id, subject.kind
             ),
         ));

@@ -43,6 +43,7 @@ pub fn router() -> Router<ApiContext> {
     paths(
         backtests::create,
         sweeps::create,
+        sweeps::walk_forward,
         jobs::status,
         jobs::list,
         jobs::cancel,
@@ -64,7 +65,7 @@ pub fn router() -> Router<ApiContext> {
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
     tags(
-        (name = "jobs", description = "Backtests and sweeps: submit, follow, cancel, read results"),
+        (name = "jobs", description = "Backtests, sweeps and walk-forwards: submit, follow, cancel, read results"),
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),

@@ -34,6 +34,27 @@ pub struct WalkForwardSpec {
     pub anchored: bool,
 }
 
+impl WalkForwardSpec {
+    /// Checks the lengths' syntax (the data decides later whether the windows fit): every
+    /// problem, each naming its field.
+    pub fn check(&self) -> Result<(), Vec<SpecError>> {
+        let lengths = [
+            ("in_sample", Some(&self.in_sample)),
+            ("out_of_sample", Some(&self.out_of_sample)),
+            ("step", self.step.as_ref()),
+        ];
+        let errors: Vec<SpecError> = lengths
+            .into_iter()
+            .filter_map(|(field, text)| Length::parse(text?, field).err())
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 /// Why a walk-forward did not run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WalkForwardError {

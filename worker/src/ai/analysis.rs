@@ -41,15 +41,11 @@ pub(crate) fn figures(kind: JobKind, spec: &Value, result: &Value) -> Result<Fig
     let mut figures = Figures::new();
     match kind {
         JobKind::Backtest => backtest_figures(result, &mut figures)?,
-        JobKind::Sweep
-            if result.get("windows").is_some() && result.get("out_of_sample").is_some() =>
-        {
-            walk_forward_figures(spec, result, &mut figures)?
-        }
+        JobKind::WalkForward => walk_forward_figures(spec, result, &mut figures)?,
         JobKind::Sweep => sweep_figures(spec, result, &mut figures)?,
         other => {
             return Err(format!(
-                "an analysis covers backtests and sweeps, not {other} jobs"
+                "an analysis covers backtests, sweeps and walk-forwards, not {other} jobs"
             ))
         }
     }
@@ -101,7 +97,7 @@ pub(crate) fn system_prompt() -> String {
 /// The user message: the job's kind, strategy and data, and its figures.
 pub(crate) fn first_message(kind: JobKind, spec: &Value, figures: &Figures) -> String {
     let kind = match kind {
-        JobKind::Sweep if figures.contains_key("windows") => "walk-forward".to_owned(),
+        JobKind::WalkForward => "walk-forward".to_owned(),
         JobKind::Sweep => "parameter sweep".to_owned(),
         other => other.to_string(),
     };
@@ -1222,7 +1218,7 @@ mod tests {
         .unwrap();
         let document: Value =
             serde_json::from_str(&serde_json::to_string(&result).unwrap()).unwrap();
-        let figures = figures(JobKind::Sweep, &spec, &document).unwrap();
+        let figures = figures(JobKind::WalkForward, &spec, &document).unwrap();
         let windows = document["windows"].as_array().unwrap();
         assert_eq!(number(&figures, "windows"), windows.len() as f64);
         assert!(windows.len() >= 5);
@@ -1250,7 +1246,7 @@ mod tests {
             !figures.contains_key("objective_std"),
             "not a sweep's spread"
         );
-        let message = first_message(JobKind::Sweep, &spec, &figures);
+        let message = first_message(JobKind::WalkForward, &spec, &figures);
         assert!(message.starts_with("Job: walk-forward\n"), "{message}");
     }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod backtest;
 pub(crate) mod sweep;
+pub(crate) mod walk_forward;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -199,6 +200,20 @@ impl Input<'_> {
         engine::tick::load(self.path, options).map_err(|e| self.data_error(e))
     }
 
+    /// Runs `work` with a [`Control`](engine::sweep::Control) that reports the engine's runs
+    /// done as the job's progress and stops it once the job is told to stop.
+    pub(crate) fn with_control<T>(&self, work: impl FnOnce(&engine::sweep::Control) -> T) -> T {
+        let progress = |done: usize, total: usize| {
+            if total > 0 {
+                self.job.set_progress(done as f64 / total as f64);
+            }
+        };
+        work(&engine::sweep::Control {
+            progress: Some(&progress),
+            cancel: Some(self.job.cancel_flag()),
+        })
+    }
+
     fn check_exists(&self) -> Result<(), JobError> {
         if self.path.exists() {
             return Ok(());
@@ -335,6 +350,7 @@ async fn execute(
             match kind {
                 JobKind::Backtest => backtest::run(&input),
                 JobKind::Sweep => sweep::run(&input),
+                JobKind::WalkForward => walk_forward::run(&input),
                 JobKind::AiStrategy | JobKind::AiAnalysis => Err(JobError::Failed(
                     "an AI job reached the engine threads".to_owned(),
                 )),

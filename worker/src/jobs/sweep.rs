@@ -2,7 +2,7 @@
 //! cancellation between sets.
 
 use engine::spec::SpecErrors;
-use engine::sweep::{run_sweep, Control};
+use engine::sweep::run_sweep;
 use strata_core::job::parse_sweep;
 
 use super::{Input, JobError, Output};
@@ -17,26 +17,20 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
         .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
     let bars = input.load(&plan.load)?;
     input.job.check()?;
-    let progress = |done: usize, total: usize| {
-        if total > 0 {
-            input.job.set_progress(done as f64 / total as f64);
-        }
-    };
-    let control = Control {
-        progress: Some(&progress),
-        cancel: Some(input.job.cancel_flag()),
-    };
-    let result = run_sweep(
-        &bars,
-        &plan.strategy,
-        &sets,
-        &plan.execution,
-        plan.periods_per_year,
-        &sweep,
-        input.pool,
-        &control,
-    )
-    .map_err(|_cancelled| JobError::Cancelled)?;
+    let result = input
+        .with_control(|control| {
+            run_sweep(
+                &bars,
+                &plan.strategy,
+                &sets,
+                &plan.execution,
+                plan.periods_per_year,
+                &sweep,
+                input.pool,
+                control,
+            )
+        })
+        .map_err(|_cancelled| JobError::Cancelled)?;
     let document = serde_json::to_string(&result)
         .map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
     Ok(Output {

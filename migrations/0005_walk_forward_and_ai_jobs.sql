@@ -1,9 +1,10 @@
--- AI jobs: strategies written from plain words and analyses of results. They wait on a language
--- model rather than the engine, so they travel on a queue of their own, `ai`.
+-- Walk-forward jobs; and AI jobs: strategies written from plain words and analyses of results.
+-- AI jobs wait on a language model rather than the engine, so they travel on a queue of their
+-- own, `ai`.
 
 ALTER TABLE jobs DROP CONSTRAINT jobs_kind_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check
-    CHECK (kind IN ('backtest', 'sweep', 'ai_strategy', 'ai_analysis'));
+    CHECK (kind IN ('backtest', 'sweep', 'walk_forward', 'ai_strategy', 'ai_analysis'));
 
 -- The Redis queue that carries the job: its tier's, or `ai`.
 ALTER TABLE jobs ADD COLUMN queue text NOT NULL
