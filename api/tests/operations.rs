@@ -109,9 +109,13 @@ async fn openapi_and_offline_docs_are_served() {
     for path in [
         "/v1/backtests",
         "/v1/sweeps",
+        "/v1/walk-forwards",
         "/v1/jobs/{id}",
         "/v1/jobs/{id}/result",
         "/v1/datasets",
+        "/v1/ai/strategies",
+        "/v1/ai/analyses",
+        "/v1/ai/usage",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

@@ -76,13 +76,7 @@ pub async fn strategies(
     crate::quota::check_precision(&ctx, &user, spec.precision)?;
     let plan = spec.plan()?;
     crate::quota::check_ai_tokens(&ctx, &user).await?;
-    let job = Validated {
-        kind: JobKind::AiStrategy,
-        spec: value,
-        dataset: spec.data.dataset.clone().unwrap_or_default(),
-        load: plan.load,
-        precision: plan.precision,
-    };
+    let job = Validated::new(JobKind::AiStrategy, value, &spec, plan);
     submit(&ctx, &user, request_id, &headers, job).await
 }
 

@@ -46,13 +46,6 @@ pub async fn create(
     let spec = parse_backtest(&value)?;
     crate::quota::check_precision(&ctx, &user, spec.precision)?;
     let plan = spec.plan()?;
-    let dataset = spec.data.dataset.clone().unwrap_or_default();
-    let job = Validated {
-        kind: JobKind::Backtest,
-        spec: value,
-        dataset,
-        load: plan.load,
-        precision: plan.precision,
-    };
+    let job = Validated::new(JobKind::Backtest, value, &spec, plan);
     submit(&ctx, &user, request_id, &headers, job).await
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::data::LoadOptions;
-use engine::spec::Precision;
+use engine::spec::{BacktestSpec, Plan, Precision};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -43,6 +43,19 @@ pub struct Validated {
     pub load: LoadOptions,
     /// Bar, hybrid or tick: which kind of data set the job needs.
     pub precision: Precision,
+}
+
+impl Validated {
+    /// A submission of `kind` whose body `value` parsed into `spec` and planned into `plan`.
+    pub fn new(kind: JobKind, value: Value, spec: &BacktestSpec, plan: Plan) -> Validated {
+        Validated {
+            kind,
+            spec: value,
+            dataset: spec.data.dataset.clone().unwrap_or_default(),
+            load: plan.load,
+            precision: plan.precision,
+        }
+    }
 }
 
 /// Reads a JSON request body, refusing other content types and naming where the JSON breaks.

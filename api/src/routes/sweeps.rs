@@ -113,11 +113,5 @@ async fn check_grid(
     .await
     .map_err(|e| ApiError::Internal(format!("sweep validation: {e}")))??;
     crate::quota::check_sweep_sets(ctx, user, count)?;
-    Ok(Validated {
-        kind,
-        spec: value,
-        dataset: spec.data.dataset.clone().unwrap_or_default(),
-        load: plan.load,
-        precision: plan.precision,
-    })
+    Ok(Validated::new(kind, value, &spec, plan))
 }

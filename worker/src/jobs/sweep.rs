@@ -1,8 +1,12 @@
 //! A sweep job: many parameter sets over one data set on the engine pool, with progress and
 //! cancellation between sets.
 
-use engine::spec::SpecErrors;
-use engine::sweep::run_sweep;
+use std::sync::Arc;
+
+use engine::data::Bars;
+use engine::expr::Params;
+use engine::spec::{BacktestSpec, Plan, SpecErrors};
+use engine::sweep::{run_sweep, SweepSpec};
 use strata_core::job::parse_sweep;
 
 use super::{Input, JobError, Output};
@@ -11,12 +15,7 @@ use super::{Input, JobError, Output};
 /// (every set, ranked; the `top` best also carry their equity).
 pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     let (spec, sweep) = parse_sweep(input.spec).map_err(JobError::invalid_spec)?;
-    let plan = spec.plan_sweep().map_err(JobError::invalid_spec)?;
-    let sets = sweep
-        .parameter_sets(&plan.strategy)
-        .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
-    let bars = input.load(&plan.load)?;
-    input.job.check()?;
+    let (plan, sets, bars) = prepare(input, &spec, &sweep)?;
     let result = input
         .with_control(|control| {
             run_sweep(
@@ -38,4 +37,19 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
         bars: (bars.len() * sets.len()) as u64,
         child: None,
     })
+}
+
+/// What every job over a grid needs before it runs: the plan, the parameter sets and the bars.
+pub(super) fn prepare(
+    input: &Input,
+    spec: &BacktestSpec,
+    sweep: &SweepSpec,
+) -> Result<(Plan, Vec<Params>, Arc<Bars>), JobError> {
+    let plan = spec.plan_sweep().map_err(JobError::invalid_spec)?;
+    let sets = sweep
+        .parameter_sets(&plan.strategy)
+        .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
+    let bars = input.load(&plan.load)?;
+    input.job.check()?;
+    Ok((plan, sets, bars))
 }

@@ -1,7 +1,6 @@
 //! A walk-forward job: a sweep in each in-sample window on the engine pool, its best set run on
 //! the out-of-sample window after it, with progress and cancellation between runs.
 
-use engine::spec::SpecErrors;
 use engine::sweep::{run_walk_forward, WalkForwardError};
 use strata_core::job::parse_walk_forward;
 
@@ -10,12 +9,7 @@ use super::{Input, JobError, Output};
 /// Runs the walk-forward; the document is what `strata walk-forward --format json` prints.
 pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     let (spec, sweep, walk) = parse_walk_forward(input.spec).map_err(JobError::invalid_spec)?;
-    let plan = spec.plan_sweep().map_err(JobError::invalid_spec)?;
-    let sets = sweep
-        .parameter_sets(&plan.strategy)
-        .map_err(|errors| JobError::invalid_spec(SpecErrors(errors)))?;
-    let bars = input.load(&plan.load)?;
-    input.job.check()?;
+    let (plan, sets, bars) = super::sweep::prepare(input, &spec, &sweep)?;
     let result = input
         .with_control(|control| {
             run_walk_forward(
