@@ -1069,3 +1069,51 @@ async fn a_passing_failure_runs_again_after_a_backoff_then_gives_up_with_the_las
     );
     setup.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_jobs_child_is_queued_once_with_its_result() {
+    use strata_core::store::ChildJob;
+
+    let setup = Setup::new().await;
+    let request = json!({"prompt": "a trend follower", "data": {"dataset": "GOOG"}, "run": true});
+    let id = setup
+        .submit(JobKind::AiStrategy, request, &setup.goog())
+        .await;
+    let store = setup.store();
+    store.claim(id, "w1").await.unwrap().expect("claimed");
+    let child = ChildJob {
+        kind: JobKind::Backtest,
+        spec: backtest_spec(),
+    };
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    assert!(store
+        .succeed_with_child(id, "w1", r#"{"n": 1}"#, first, &child)
+        .await
+        .unwrap());
+    // A second delivery of the same job, or a worker that lost it, queues nothing more.
+    assert!(!store
+        .succeed_with_child(id, "w1", r#"{"n": 2}"#, second, &child)
+        .await
+        .unwrap());
+    assert!(!store
+        .succeed_with_child(id, "w2", r#"{"n": 3}"#, second, &child)
+        .await
+        .unwrap());
+    let children: Vec<(Uuid, String, String, String)> =
+        sqlx::query_as("SELECT id, kind, tier, status FROM jobs WHERE parent_id = $1")
+            .bind(id)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        children,
+        [(first, "backtest".into(), "pro".into(), "queued".into())]
+    );
+    assert_eq!(
+        store.result(id).await.unwrap().as_deref(),
+        Some(r#"{"n": 1}"#)
+    );
+    let child_job = store.job(OWNER, first).await.unwrap().unwrap();
+    assert_eq!(child_job.parent_id, Some(id));
+    setup.cleanup().await;
+}
