@@ -26,6 +26,10 @@ pub struct ApiContext {
     pub metrics: Arc<ApiMetrics>,
     /// The bundled examples' descriptions, read once.
     pub bundled: Arc<tokio::sync::OnceCell<Vec<DatasetView>>>,
+    /// Job events for the server-sent event streams.
+    pub events: crate::events::Events,
+    /// Turns true when the api shuts down: open event streams end, so the shutdown can finish.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The api's Prometheus metrics.

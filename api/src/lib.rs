@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod middleware;
 pub mod quota;
 pub mod request_id;
@@ -60,12 +61,14 @@ impl ApiContext {
             .await
             .map_err(|e| StartError::Redis(e.to_string()))?;
         Ok(ApiContext {
-            config: Arc::new(config),
             store,
             queues,
             verifier,
             metrics: Arc::new(context::ApiMetrics::new()?),
             bundled: Arc::default(),
+            events: events::Events::start(config.database_url.expose().to_owned()),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+            config: Arc::new(config),
         })
     }
 }
@@ -75,13 +78,18 @@ pub fn app(ctx: ApiContext) -> Router {
     middleware::layers(routes::router(), &ctx).with_state(ctx)
 }
 
-/// Serves the api on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves the api on `listener` until `shutdown` completes, then finishes in-flight requests
+/// (open event streams end).
 pub async fn serve(
     ctx: ApiContext,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = Arc::clone(&ctx.closing);
     axum::serve(listener, app(ctx))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
         .await
 }

@@ -16,6 +16,9 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::Worker;
 
+/// How long job events are kept for streams to resume from (`Last-Event-ID`).
+const EVENTS_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// Runs a pass now and then until `stop` turns true.
 pub(crate) async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
     let w = &worker.config.worker;
@@ -88,6 +91,10 @@ async fn pass(worker: &Worker) {
         .metrics
         .refresh_queue_depth(&worker.store, &worker.queues)
         .await;
+    // Streams resume from events up to a day old.
+    if let Err(e) = worker.store.prune_job_events(EVENTS_KEPT).await {
+        debug!(error = %e, "cannot forget old job events");
+    }
     for queue in Queue::ALL {
         match worker.queues.vacuum(queue).await {
             Ok(0) => {}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod ai;
 pub mod backtests;
 pub mod datasets;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(backtests::router())
         .merge(sweeps::router())
         .merge(jobs::router())
+        .merge(events::router())
         .merge(datasets::router())
         .merge(health::router())
         .merge(metrics::router())
@@ -48,6 +50,8 @@ pub fn router() -> Router<ApiContext> {
         jobs::list,
         jobs::cancel,
         jobs::result,
+        events::job_events,
+        events::all_events,
         datasets::upload,
         datasets::list,
         datasets::describe,

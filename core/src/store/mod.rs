@@ -3,6 +3,7 @@
 mod admin;
 mod ai;
 mod datasets;
+mod events;
 mod jobs;
 mod worker;
 
@@ -14,6 +15,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
 pub use ai::{utc_day, AiCall, Subject, Tokens};
 pub use datasets::{Dataset, DatasetKind, NewDataset};
+pub use events::{JobEvent, JOB_EVENTS_CHANNEL};
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
 pub use worker::*;
 
