@@ -56,13 +56,21 @@ pub enum ApiError {
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     /// A dependency is down for now: `database_unavailable` (PostgreSQL) or `unavailable`
-    /// (Redis), answered with `Retry-After`; or `ai_not_configured`, the language model AI jobs
-    /// need.
+    /// (Redis); answered with `Retry-After`.
     #[error("{detail}")]
     Unavailable {
         /// Stable machine-readable code.
         code: &'static str,
         /// Which dependency, and what it said.
+        detail: String,
+    },
+    /// A part of the service this server was not configured with (`ai_not_configured`): a 503
+    /// without `Retry-After`, as waiting will not bring it.
+    #[error("{detail}")]
+    NotConfigured {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What is missing, and how an operator adds it.
         detail: String,
     },
     /// The caller may not do this: `admin_only` (an operator route without the `admin` claim),
@@ -149,7 +157,9 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            ApiError::Unavailable { code, .. } | ApiError::NotConfigured { code, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code)
+            }
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -249,8 +259,7 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
-            // A missing configuration is not a passing outage: no Retry-After.
-            ApiError::Unavailable { code, .. } if code != "ai_not_configured" => {
+            ApiError::Unavailable { .. } => {
                 let mut response = problem(status, code, detail, Vec::new());
                 response.headers_mut().insert(
                     header::RETRY_AFTER,

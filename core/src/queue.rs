@@ -12,7 +12,7 @@ use apalis::prelude::TaskBuilder;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use redis::aio::ConnectionManagerConfig;
 
-use crate::job::{JobKind, JobMessage};
+use crate::job::JobMessage;
 use crate::tier::Tier;
 
 /// A queue in Redis: each tier's engine jobs, and the AI jobs of every tier.
@@ -32,15 +32,6 @@ impl Queue {
     /// Every queue: the tiers' in the order workers serve them, then `ai`.
     pub const ALL: [Queue; 4] = [Queue::Elite, Queue::Pro, Queue::Basic, Queue::Ai];
 
-    /// The queue a job of `kind` submitted at `tier` travels on.
-    pub fn of(kind: JobKind, tier: Tier) -> Queue {
-        if kind.is_ai() {
-            Queue::Ai
-        } else {
-            tier.into()
-        }
-    }
-
     /// The name in queue keys, `jobs.queue` and metrics: the tier's name, or `ai`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,16 +39,6 @@ impl Queue {
             Queue::Pro => "pro",
             Queue::Basic => "basic",
             Queue::Ai => "ai",
-        }
-    }
-
-    /// The tier whose engine jobs it carries; `None` for `ai`.
-    pub fn tier(self) -> Option<Tier> {
-        match self {
-            Queue::Elite => Some(Tier::Elite),
-            Queue::Pro => Some(Tier::Pro),
-            Queue::Basic => Some(Tier::Basic),
-            Queue::Ai => None,
         }
     }
 

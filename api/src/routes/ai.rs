@@ -36,7 +36,7 @@ fn check_configured(ctx: &ApiContext) -> ApiResult<()> {
     if ctx.config.ai.provider.is_some() {
         return Ok(());
     }
-    Err(ApiError::Unavailable {
+    Err(ApiError::NotConfigured {
         code: "ai_not_configured",
         detail: "no language model is configured on this server: an operator sets \
                  STRATA_AI_PROVIDER (anthropic or openai), STRATA_AI_MODEL, STRATA_AI_API_KEY and \

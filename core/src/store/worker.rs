@@ -448,11 +448,6 @@ impl Store {
 }
 
 impl Dispatch {
-    /// The queue being filled.
-    pub fn queue(&self) -> Queue {
-        self.queue
-    }
-
     /// Takes up to `limit` more of the queue's jobs not yet in Redis (and not waiting out
     /// a retry's backoff), in per-user turns: every waiting user's oldest job, then every
     /// user's second, and so on. One user's flood thus cannot hold back another user's first
