@@ -61,12 +61,12 @@ impl ApiContext {
             .await
             .map_err(|e| StartError::Redis(e.to_string()))?;
         Ok(ApiContext {
+            events: events::Events::start(store.clone()),
             store,
             queues,
             verifier,
             metrics: Arc::new(context::ApiMetrics::new()?),
             bundled: Arc::default(),
-            events: events::Events::start(config.database_url.expose().to_owned()),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             config: Arc::new(config),
         })

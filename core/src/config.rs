@@ -62,6 +62,51 @@ pub struct Config {
     pub tiers: Tiers,
     /// The language model behind AI jobs; none configured, AI endpoints answer 503.
     pub ai: AiConfig,
+    /// Signed events POSTed when jobs end.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`: how the events announcing finished jobs are sent. `STRATA_WEBHOOK_ALLOW` sets
+/// `allow` (as does any `STRATA_WEBHOOK_<KEY>`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Hosts and networks webhooks may reach although they are internal (loopback, private,
+    /// link-local, ...): names or CIDRs, as a list or one comma-separated string.
+    #[serde(default, deserialize_with = "allow_list")]
+    pub allow: crate::webhooks::guard::Allow,
+    /// An attempt whose receiver has not answered in this many seconds failed.
+    pub timeout_secs: u64,
+    /// Bytes of a receiver's answer read at most; the rest is not waited for.
+    pub max_response_bytes: usize,
+    /// First wait after a failed attempt, in milliseconds, doubled at each further one (with
+    /// jitter) up to `max_backoff_secs`.
+    pub retry_backoff_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    pub max_backoff_secs: u64,
+    /// An event not delivered this many seconds after the job ended is given up.
+    pub retry_for_secs: u64,
+    /// Deliveries one worker has under way at once.
+    pub concurrency: usize,
+}
+
+/// `webhooks.allow` from a list or from one comma-separated string (the environment's form).
+fn allow_list<'de, D>(deserializer: D) -> Result<crate::webhooks::guard::Allow, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        One(String),
+        Many(Vec<String>),
+    }
+    match Entries::deserialize(deserializer)? {
+        Entries::One(list) => list.parse(),
+        Entries::Many(entries) => {
+            crate::webhooks::guard::Allow::parse(entries.iter().map(String::as_str))
+        }
+    }
+    .map_err(serde::de::Error::custom)
 }
 
 /// Which API the configured model speaks.
@@ -244,6 +289,10 @@ pub struct ApiConfig {
     pub migrate_on_start: bool,
     /// Connections to PostgreSQL.
     pub db_connections: u32,
+    /// Where clients reach the API (`https://strata.example.com`): the links in webhook events
+    /// start with it; absent, they are paths.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// `[worker]`: job execution.
@@ -318,11 +367,20 @@ impl Config {
                     .lowercase(true)
                     // The fixed names STRATA_AI_PROVIDER, STRATA_AI_MODEL, ... are keys of [ai]
                     // (keys still have their case here).
-                    .map(|key| match key.as_str().get(..3) {
-                        Some(head) if head.eq_ignore_ascii_case("ai_") => {
-                            format!("ai.{}", &key.as_str()[3..]).into()
+                    // So are STRATA_WEBHOOK_ALLOW, ... of [webhooks].
+                    .map(|key| {
+                        let key = key.as_str();
+                        let starts = |head: &str| {
+                            key.get(..head.len())
+                                .is_some_and(|h| h.eq_ignore_ascii_case(head))
+                        };
+                        if starts("ai_") {
+                            format!("ai.{}", &key[3..]).into()
+                        } else if starts("webhook_") {
+                            format!("webhooks.{}", &key[8..]).into()
+                        } else {
+                            key.to_owned().into()
                         }
-                        _ => key.into(),
                     }),
             )
             .merge(
@@ -410,6 +468,21 @@ impl Config {
             errors.push("worker.window must be at least 1".to_owned());
         }
         errors.extend(self.ai.problems());
+        if self.webhooks.concurrency == 0 {
+            errors.push("webhooks.concurrency must be at least 1".to_owned());
+        }
+        if self.webhooks.timeout_secs == 0 || self.webhooks.retry_backoff_ms == 0 {
+            errors.push(
+                "webhooks.timeout_secs and webhooks.retry_backoff_ms must be above 0".to_owned(),
+            );
+        }
+        if let Some(url) = &self.api.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(format!(
+                    "api.public_url must be an http:// or https:// address, got '{url}'"
+                ));
+            }
+        }
         if self.queue_prefix.is_empty() || self.queue_prefix.contains(char::is_whitespace) {
             errors.push("queue_prefix must be a non-empty word".to_owned());
         }
@@ -519,6 +592,32 @@ mod tests {
             config.ai.base_url().as_deref(),
             Some("https://api.openai.com/v1")
         );
+    }
+
+    #[test]
+    fn the_webhook_allow_list_reads_as_a_list_or_a_comma_separated_string() {
+        use std::net::IpAddr;
+        let read = |allow: &str| {
+            Figment::from(Toml::string(DEFAULT_TOML))
+                .merge(Toml::string(&format!("[webhooks]\nallow = {allow}")))
+                .extract::<Config>()
+                .map_err(|e| e.to_string())
+        };
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!base().webhooks.allow.allows_ip(loopback));
+        for allow in [
+            r#""127.0.0.0/8, hooks.internal""#,
+            r#"["127.0.0.0/8", "hooks.internal"]"#,
+        ] {
+            let config = read(allow).unwrap();
+            assert!(config.webhooks.allow.allows_ip(loopback), "{allow}");
+            assert!(
+                config.webhooks.allow.allows_host("hooks.internal"),
+                "{allow}"
+            );
+        }
+        let err = read(r#""10.0.0.0/33""#).unwrap_err();
+        assert!(err.contains("10.0.0.0/33"), "{err}");
     }
 
     #[test]

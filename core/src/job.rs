@@ -140,6 +140,8 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The job that made this one: the AI strategy job whose strategy this backtest runs.
     pub parent_id: Option<Uuid>,
+    /// Where its final status is announced (`POST` of a signed event), if anywhere.
+    pub webhook_url: Option<String>,
 }
 
 /// The message a tier queue carries: only the id; PostgreSQL holds everything else.

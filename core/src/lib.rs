@@ -10,6 +10,7 @@ pub mod queue;
 pub mod store;
 pub mod testing;
 pub mod tier;
+pub mod webhooks;
 
 pub use config::Config;
 pub use store::Store;

@@ -10,6 +10,8 @@
 //! - each running job **heartbeats** its progress and learns of cancel requests (at once through
 //!   `LISTEN strata_jobs_cancel`, or at its next heartbeat);
 //! - a **reconciler** re-dispatches jobs Redis lost and re-runs jobs whose worker died;
+//! - a **webhook sender** POSTs the signed events announcing finished jobs, retrying with
+//!   backoff; deliveries are rows in PostgreSQL, so any worker takes over another's;
 //! - an optional HTTP server serves `/metrics`, `/health/live` and `/health/ready`.
 //!
 //! Delivery is at least once: a job is claimed (`queued -> running`) before it runs, so a
@@ -25,6 +27,7 @@ mod http;
 mod jobs;
 mod reconciler;
 mod slots;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -179,6 +182,7 @@ pub async fn run(
         None => None,
     };
     let dispatcher = tokio::spawn(dispatcher::run(Arc::clone(&worker), stopped.clone()));
+    let webhooks = tokio::spawn(webhooks::run(Arc::clone(&worker), stopped.clone()));
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&worker), stopped));
     let consumers = consumer::start(&worker);
 
@@ -202,7 +206,7 @@ pub async fn run(
         }
     }
     let _ = stop.send(true);
-    for task in [Some(dispatcher), Some(reconciler), server]
+    for task in [Some(dispatcher), Some(reconciler), Some(webhooks), server]
         .into_iter()
         .flatten()
     {
@@ -214,6 +218,19 @@ pub async fn run(
     worker.store.pool.close().await;
     info!(worker_id = %worker.id, "worker stopped");
     Ok(())
+}
+
+/// An error and its causes, "outer: inner: innermost" (reqwest's own text says only "error
+/// sending request").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The machine's name, for worker ids (`host-pid-xxxx`) that tell an operator which machine

@@ -17,7 +17,7 @@ use serde::Serialize;
 use strata_core::job::{parse_ai_analysis, parse_ai_strategy, JobKind, JobStatus};
 use strata_core::store::Tokens;
 
-use super::jobs::{json_body, store_job, submit, Validated};
+use super::jobs::{store_job, submission_body, submit, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
@@ -71,12 +71,12 @@ pub async fn strategies(
     body: Bytes,
 ) -> ApiResult<Response> {
     check_configured(&ctx)?;
-    let value = json_body(&headers, &body)?;
-    let (_, spec) = parse_ai_strategy(&value)?;
+    let body = submission_body(&headers, &body)?;
+    let (_, spec) = parse_ai_strategy(&body.spec)?;
     crate::quota::check_precision(&ctx, &user, spec.precision)?;
     let plan = spec.plan()?;
     crate::quota::check_ai_tokens(&ctx, &user).await?;
-    let job = Validated::new(JobKind::AiStrategy, value, &spec, plan);
+    let job = Validated::new(JobKind::AiStrategy, body, &spec, plan);
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
@@ -104,8 +104,8 @@ pub async fn analyses(
     body: Bytes,
 ) -> ApiResult<Response> {
     check_configured(&ctx)?;
-    let value = json_body(&headers, &body)?;
-    let request = parse_ai_analysis(&value)?;
+    let body = submission_body(&headers, &body)?;
+    let request = parse_ai_analysis(&body.spec)?;
     let subject = ctx
         .store
         .job(&user.sub, request.job_id)
@@ -139,7 +139,7 @@ pub async fn analyses(
         request_id,
         &headers,
         JobKind::AiAnalysis,
-        value,
+        body,
         String::new(),
     )
     .await

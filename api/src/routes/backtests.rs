@@ -8,7 +8,7 @@ use axum::routing::post;
 use axum::Router;
 use strata_core::job::{parse_backtest, JobKind};
 
-use super::jobs::{json_body, submit, Validated};
+use super::jobs::{submission_body, submit, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::ApiResult;
@@ -21,7 +21,8 @@ pub fn router() -> Router<ApiContext> {
 
 /// Submits a backtest. The spec is checked field by field and its strategy compiled before
 /// anything is stored: a bad spec is a 422 whose `errors` name each field (and, for an
-/// expression, the column).
+/// expression, the column). Like every submission it may carry `webhook_url`, where the job's
+/// end is announced (a signed POST; see `PUT /v1/webhooks`).
 #[utoipa::path(post, path = "/v1/backtests", tag = "jobs",
     request_body(content = Object, description = "A backtest spec (see the README)",
         example = json!({"data": {"dataset": "GOOG", "start": "2005-01-01", "end": "2012-12-31"},
@@ -42,10 +43,10 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let value = json_body(&headers, &body)?;
-    let spec = parse_backtest(&value)?;
+    let body = submission_body(&headers, &body)?;
+    let spec = parse_backtest(&body.spec)?;
     crate::quota::check_precision(&ctx, &user, spec.precision)?;
     let plan = spec.plan()?;
-    let job = Validated::new(JobKind::Backtest, value, &spec, plan);
+    let job = Validated::new(JobKind::Backtest, body, &spec, plan);
     submit(&ctx, &user, request_id, &headers, job).await
 }

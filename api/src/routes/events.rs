@@ -1,7 +1,10 @@
 //! Server-sent events: `GET /v1/jobs/{id}/events` follows one job until it ends, `GET
 //! /v1/events` every job of the caller. Each event's `id` is its number in `job_events`; a
 //! client that reconnects with `Last-Event-ID` is first sent every event after it, so it misses
-//! nothing. A comment every 15 s keeps proxies from closing an idle stream.
+//! nothing. A stream reads the table for where it starts, then takes the events that its api
+//! process's poller ([`crate::events`]) reads from the table and publishes in id order; it sends
+//! each once, in increasing id order. A comment every 15 s keeps proxies from closing an idle
+//! stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -88,19 +91,23 @@ pub async fn all_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let last = last_event_id(&headers)?;
     let live = ctx.events.subscribe();
-    let first = match last {
+    let (first, after) = match last {
         Some(after) => {
-            ctx.store
+            let missed = ctx
+                .store
                 .job_events_after(&user.sub, None, after, REPLAY_BATCH)
-                .await?
+                .await?;
+            (missed, after)
         }
-        None => Vec::new(),
+        // From now on: after the latest event, read once subscribed. Not 0, or reading what it
+        // missed (after a resync or a lag) would replay the caller's whole history.
+        None => (Vec::new(), ctx.store.last_job_event_id().await?),
     };
     let follow = Follow {
         ctx: ctx.clone(),
         owner: user.sub,
         job: None,
-        after: last.unwrap_or(0),
+        after,
     };
     Ok(sse(&ctx, follow.stream(first, live)))
 }
@@ -162,6 +169,11 @@ struct Place {
 }
 
 impl Follow {
+    /// The caller's events (of the job followed) after the last one sent. An event at or below
+    /// it was sent already (read from the table, then published too), or the poller published it
+    /// late, after higher ids (see `crate::events::HOLD`): sending it now would break the order
+    /// that makes the last id a client received the place a reconnect resumes from. It stays
+    /// in the table, for clients that resume from below it.
     fn wants(&self, event: &JobEvent) -> bool {
         event.id > self.after
             && event.owner == self.owner

@@ -31,12 +31,21 @@ pub fn router() -> Router<ApiContext> {
         .route("/v1/jobs/{id}/result", get(result))
 }
 
+/// A submission's body: the job's spec, and where to announce the job's end.
+pub struct Submission {
+    /// The body as sent, without `webhook_url`: what the parsers check and the worker runs.
+    pub spec: Value,
+    /// `webhook_url` as sent: absent (`None`: the user's default applies), `null` (no
+    /// webhook for this job) or a URL.
+    pub webhook_url: Option<Option<String>>,
+}
+
 /// A parsed, validated submission, ready to store.
 pub struct Validated {
     /// What it computes.
     pub kind: JobKind,
     /// The body as sent.
-    pub spec: Value,
+    pub body: Submission,
     /// The data set's name as the spec gives it.
     pub dataset: String,
     /// The spec's range and timeframe, to count the bars the job runs on.
@@ -46,11 +55,11 @@ pub struct Validated {
 }
 
 impl Validated {
-    /// A submission of `kind` whose body `value` parsed into `spec` and planned into `plan`.
-    pub fn new(kind: JobKind, value: Value, spec: &BacktestSpec, plan: Plan) -> Validated {
+    /// A submission of `kind` whose body parsed into `spec` and planned into `plan`.
+    pub fn new(kind: JobKind, body: Submission, spec: &BacktestSpec, plan: Plan) -> Validated {
         Validated {
             kind,
-            spec: value,
+            body,
             dataset: spec.data.dataset.clone().unwrap_or_default(),
             load: plan.load,
             precision: plan.precision,
@@ -77,6 +86,48 @@ pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
             e.column()
         ),
     })
+}
+
+/// Reads a job submission's JSON body (as [`json_body`] does) and takes `webhook_url` out of
+/// it: where the job's end is announced is the service's business, not the spec's.
+pub fn submission_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Submission> {
+    let mut spec = json_body(headers, body)?;
+    let webhook_url = match spec.as_object_mut().and_then(|o| o.remove("webhook_url")) {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(url)) => Some(Some(url)),
+        Some(other) => {
+            return Err(ApiError::field(
+                "webhook_url",
+                format!("must be an http(s) URL as a string, or null; got {other}"),
+            ))
+        }
+    };
+    Ok(Submission { spec, webhook_url })
+}
+
+/// Where a job submitted with `choice` announces its end: the URL sent, once the guard passed
+/// it (a 422 naming `webhook_url` otherwise), or the user's default.
+async fn webhook_url(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    choice: Option<Option<String>>,
+) -> ApiResult<Option<String>> {
+    let url = match choice {
+        Some(None) => return Ok(None),
+        None => {
+            let settings = ctx.store.webhook_settings(&user.sub).await?;
+            return Ok(settings.and_then(|settings| settings.url));
+        }
+        Some(Some(url)) => super::webhooks::check_url(ctx, "webhook_url", &url).await?,
+    };
+    if ctx.store.webhook_settings(&user.sub).await?.is_none() {
+        return Err(ApiError::field(
+            "webhook_url",
+            "events are signed with your webhook secret, and you have none yet: create it with              POST /v1/webhooks/secret (it is shown once) or set a default URL with PUT              /v1/webhooks",
+        ));
+    }
+    Ok(Some(url))
 }
 
 /// Stores a validated job and answers 202 with its status and `Location`.
@@ -119,7 +170,7 @@ pub async fn submit(
         request_id,
         headers,
         job.kind,
-        job.spec,
+        job.body,
         data.data_path,
     )
     .await
@@ -133,9 +184,10 @@ pub async fn store_job(
     request_id: RequestId,
     headers: &HeaderMap,
     kind: JobKind,
-    spec: Value,
+    body: Submission,
     data_path: String,
 ) -> ApiResult<Response> {
+    let webhook_url = webhook_url(ctx, user, body.webhook_url).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -162,10 +214,11 @@ pub async fn store_job(
         owner: user.sub.clone(),
         tier: user.tier,
         kind,
-        spec,
+        spec: body.spec,
         data_path,
         request_id: Some(request_id.0),
         idempotency_key,
+        webhook_url,
     };
     let submitted = ctx.store.submit_within(new, active_limit).await?;
     let (job, replayed) = match submitted {
@@ -219,6 +272,10 @@ pub struct Links {
     result: String,
     /// `POST` to cancel.
     cancel: String,
+    /// `GET` for its server-sent events.
+    events: String,
+    /// `GET` for its webhook deliveries.
+    deliveries: String,
 }
 
 impl From<Job> for JobView {
@@ -228,6 +285,8 @@ impl From<Job> for JobView {
             links: Links {
                 result: format!("{base}/result"),
                 cancel: format!("{base}/cancel"),
+                events: format!("{base}/events"),
+                deliveries: format!("{base}/deliveries"),
                 status: base,
             },
             job,

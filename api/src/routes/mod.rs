@@ -9,6 +9,7 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod sweeps;
+pub mod webhooks;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,6 +25,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(sweeps::router())
         .merge(jobs::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(datasets::router())
         .merge(health::router())
         .merge(metrics::router())
@@ -52,6 +54,10 @@ pub fn router() -> Router<ApiContext> {
         jobs::result,
         events::job_events,
         events::all_events,
+        webhooks::settings,
+        webhooks::set_default,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
         datasets::upload,
         datasets::list,
         datasets::describe,
@@ -70,6 +76,7 @@ pub fn router() -> Router<ApiContext> {
     modifiers(&BearerAuth),
     tags(
         (name = "jobs", description = "Backtests, sweeps and walk-forwards: submit, follow, cancel, read results"),
+        (name = "webhooks", description = "Signed events announcing that jobs ended: default URL, signing secret, delivery log"),
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),

@@ -9,10 +9,9 @@ use axum::routing::post;
 use axum::Router;
 use engine::spec::{BacktestSpec, SpecErrors};
 use engine::sweep::{SetCount, SweepSpec};
-use serde_json::Value;
 use strata_core::job::{parse_sweep, parse_walk_forward, JobKind};
 
-use super::jobs::{json_body, submit, Validated};
+use super::jobs::{submission_body, submit, Submission, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
@@ -47,9 +46,9 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let value = json_body(&headers, &body)?;
-    let (spec, sweep) = parse_sweep(&value)?;
-    let job = check_grid(&ctx, &user, JobKind::Sweep, value, spec, sweep).await?;
+    let body = submission_body(&headers, &body)?;
+    let (spec, sweep) = parse_sweep(&body.spec)?;
+    let job = check_grid(&ctx, &user, JobKind::Sweep, body, spec, sweep).await?;
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
@@ -78,9 +77,9 @@ pub async fn walk_forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let value = json_body(&headers, &body)?;
-    let (spec, sweep, _) = parse_walk_forward(&value)?;
-    let job = check_grid(&ctx, &user, JobKind::WalkForward, value, spec, sweep).await?;
+    let body = submission_body(&headers, &body)?;
+    let (spec, sweep, _) = parse_walk_forward(&body.spec)?;
+    let job = check_grid(&ctx, &user, JobKind::WalkForward, body, spec, sweep).await?;
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
@@ -91,7 +90,7 @@ async fn check_grid(
     ctx: &ApiContext,
     user: &AuthUser,
     kind: JobKind,
-    value: Value,
+    body: Submission,
     spec: BacktestSpec,
     sweep: SweepSpec,
 ) -> ApiResult<Validated> {
@@ -113,5 +112,5 @@ async fn check_grid(
     .await
     .map_err(|e| ApiError::Internal(format!("sweep validation: {e}")))??;
     crate::quota::check_sweep_sets(ctx, user, count)?;
-    Ok(Validated::new(kind, value, &spec, plan))
+    Ok(Validated::new(kind, body, &spec, plan))
 }

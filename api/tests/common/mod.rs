@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response};
@@ -36,6 +38,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut strata_core::Config)) -> Tes
 /// The api and a worker in this process: jobs run.
 pub async fn spawn_app_with_worker() -> TestApp {
     spawn(true, |_| {}).await
+}
+
+/// The api and a worker in this process, with their configuration adjusted first.
+pub async fn spawn_app_and_worker_with(tweak: impl FnOnce(&mut strata_core::Config)) -> TestApp {
+    spawn(true, tweak).await
 }
 
 async fn spawn(with_worker: bool, tweak: impl FnOnce(&mut strata_core::Config)) -> TestApp {
@@ -102,6 +109,19 @@ impl TestApp {
         });
         self.stop_worker = Some(tx);
         self.worker = Some(handle);
+    }
+
+    /// Stops the worker as SIGTERM would, and waits until it has stopped.
+    pub async fn stop_worker(&mut self) {
+        if let Some(tx) = self.stop_worker.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.worker.take() {
+            tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("the worker stops within 30 s")
+                .expect("the worker stops cleanly");
+        }
     }
 
     /// An operator's token (the `admin` claim).

@@ -11,7 +11,7 @@ use crate::tier::Tier;
 
 /// The columns of [`Job`], in one place for every query that returns jobs.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, status, tier, progress, attempts, error, \
-     request_id, created_at, started_at, finished_at, cancel_requested, parent_id";
+     request_id, created_at, started_at, finished_at, cancel_requested, parent_id, webhook_url";
 
 /// Key of the transaction-level advisory lock under which a user's active jobs are counted and
 /// their new job inserted (first half of the two-int key; the second is `hashtext(owner)`).
@@ -34,6 +34,8 @@ pub struct NewJob {
     pub request_id: Option<String>,
     /// The client's `Idempotency-Key`, if any.
     pub idempotency_key: Option<String>,
+    /// Where to announce the job's final status, already checked.
+    pub webhook_url: Option<String>,
 }
 
 /// The outcome of a submission.
@@ -123,8 +125,9 @@ impl Store {
         }
         let id = Uuid::now_v7();
         let inserted: Option<Job> = sqlx::query_as(&format!(
-            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, idempotency_key,
+                               webhook_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (owner, idempotency_key) DO NOTHING
              RETURNING {JOB_COLUMNS}"
         ))
@@ -136,6 +139,7 @@ impl Store {
         .bind(&job.data_path)
         .bind(&job.request_id)
         .bind(&job.idempotency_key)
+        .bind(&job.webhook_url)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -5,6 +5,7 @@ mod ai;
 mod datasets;
 mod events;
 mod jobs;
+mod webhooks;
 mod worker;
 
 use std::time::{Duration, Instant};
@@ -15,8 +16,11 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
 pub use ai::{utc_day, AiCall, Subject, Tokens};
 pub use datasets::{Dataset, DatasetKind, NewDataset};
-pub use events::{JobEvent, JOB_EVENTS_CHANNEL};
+pub use events::JobEvent;
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
+pub use webhooks::{
+    AfterAttempt, Attempt, AttemptView, ClaimedDelivery, DeliveryView, WebhookSettings,
+};
 pub use worker::*;
 
 /// The migrations in `migrations/`, compiled into the binary.

@@ -195,7 +195,8 @@ impl Store {
 
     /// Succeeds the job as [`Store::succeed`] does and, in the same transaction, queues `child`
     /// (its id `child_id`, which the result names) as a job of the same owner and tier made by
-    /// this one: a redelivered job can never queue it twice.
+    /// this one: a redelivered job can never queue it twice. The child announces its end to the
+    /// same webhook as its parent.
     pub async fn succeed_with_child(
         &self,
         id: Uuid,
@@ -216,8 +217,10 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, parent_id)
-             SELECT $1, owner, tier, $2, $3, data_path, request_id, id FROM jobs WHERE id = $4",
+            "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, parent_id,
+                               webhook_url)
+             SELECT $1, owner, tier, $2, $3, data_path, request_id, id, webhook_url
+             FROM jobs WHERE id = $4",
         )
         .bind(child_id)
         .bind(child.kind.as_str())

@@ -105,7 +105,10 @@ impl Provider {
             AiProvider::OpenAi => format!("{base_url}/chat/completions"),
         };
         let client = build_client(&base_url).map_err(|error| {
-            let reason = format!("the HTTP client could not be built: {}", describe(&error));
+            let reason = format!(
+                "the HTTP client could not be built: {}",
+                crate::error_chain(&error)
+            );
             tracing::error!(provider = api.as_str(), "{reason}");
             reason
         });
@@ -306,7 +309,7 @@ impl Provider {
         let message = self.redact(&format!(
             "could not reach {}: {}",
             self.url,
-            describe(&error.without_url())
+            crate::error_chain(&error.without_url())
         ));
         if is_builder {
             return Try::Fatal(ProviderError::Unavailable(message));
@@ -662,19 +665,6 @@ fn truncate(text: &str, chars: usize) -> String {
         Some((end, _)) => format!("{}...", &one_line[..end]),
         None => one_line,
     }
-}
-
-/// An error and its causes, "outer: inner: innermost" (reqwest's own text says only "error
-/// sending request").
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
