@@ -1,5 +1,5 @@
 //! A rolling restart from the built binaries: `strata api`, 300 jobs of which 50 are sweeps of
-//! 0.4 to 1.5 s, then three `strata worker` processes, and SIGTERM to each worker in turn while
+//! 0.8 to 3 s, then three `strata worker` processes, and SIGTERM to each worker in turn while
 //! they run (each replaced once it has exited). Every worker must exit cleanly within its grace
 //! period; every job must succeed once: one result row, one logged success, and the jobs a
 //! stopping worker handed back must have run again.
@@ -16,12 +16,12 @@ use serde_json::Value;
 use strata_core::testing::TestEnv;
 use strata_core::Tier;
 use support::{
-    assert_all_succeeded_once, attempts_histogram, log_lines, running_jobs, submit, token,
-    wait_until_idle, DumpLogsOnPanic, LogDir, Submitted, SweepGrid, WorkerProcess, XorShift,
+    assert_all_succeeded_once, attempts_histogram, log_lines, submit, token, wait_until_idle,
+    DumpLogsOnPanic, LogDir, Submitted, SweepGrid, WorkerProcess, XorShift,
 };
 
 const JOBS: usize = 300;
-/// Every sixth job is a sweep (50 of them, 0.4 to 1.5 s each on an idle core), the rest
+/// Every sixth job is a sweep (50 of them, 0.8 to 3 s each on an idle core), the rest
 /// backtests of a few milliseconds.
 const SUBMITTERS: usize = 4;
 const WORKERS: usize = 3;
@@ -31,12 +31,29 @@ const GRACE_SECS: u64 = 1;
 /// much more (the worker waits up to 5 s for stopped jobs to hand themselves back).
 const EXIT_SLACK: Duration = Duration::from_secs(8);
 
-/// The sweeps: a few hundred milliseconds each, long enough to be caught by a SIGTERM.
+/// The sweeps: about a second or more each, so that two of them on one engine thread outlast
+/// the grace period even on a fast machine (at half this size a faster VM finished every
+/// sweep within the grace now and then, and the release path went untested).
 const GRID: SweepGrid = SweepGrid {
     fast_to: 90,
     fast_spread: 80,
-    slow_to: 400,
+    slow_to: 800,
 };
+
+/// A sweep that started less than this many seconds ago has most of its work ahead of it.
+const FRESH_SECS: f64 = 0.25;
+
+/// Every running job: its worker, id, kind and seconds since it started.
+async fn running_jobs_with_age(env: &TestEnv) -> Vec<(String, String, String, f64)> {
+    sqlx::query_as(
+        "SELECT worker_id, id::text, kind,
+                extract(epoch FROM clock_timestamp() - started_at)::float8
+         FROM jobs WHERE status = 'running' AND worker_id IS NOT NULL",
+    )
+    .fetch_all(&env.store.pool)
+    .await
+    .expect("running jobs")
+}
 
 fn job(i: usize) -> (&'static str, Value, String, Tier) {
     support::mixed_job("rolling", i, &GRID)
@@ -95,23 +112,29 @@ async fn sigterm_to_each_worker_in_turn_loses_nothing_and_runs_nothing_twice() {
     let mut stopped = Vec::new();
     for (w, worker) in workers.iter_mut().enumerate() {
         tokio::time::sleep(rng.secs(1.0, 2.0)).await;
-        // Stop it while it runs at least two sweeps (more work than its one engine thread does
-        // within the grace period), or at least something after 10 s, or anyhow after 20 s.
+        // Stop it while it runs at least two sweeps, one of them just started (more work than
+        // its one engine thread does within the grace period, however fast the machine), or at
+        // least two sweeps after 10 s, or anyhow after 20 s.
         let (deadline, give_up) = (
             Instant::now() + Duration::from_secs(10),
             Instant::now() + Duration::from_secs(20),
         );
         let running = loop {
-            let mine: Vec<(String, String)> = running_jobs(&env)
+            let mine: Vec<(String, String, f64)> = running_jobs_with_age(&env)
                 .await
                 .into_iter()
-                .filter(|(worker_id, _, _)| worker.is(worker_id))
-                .map(|(_, id, kind)| (id, kind))
+                .filter(|(worker_id, ..)| worker.is(worker_id))
+                .map(|(_, id, kind, age)| (id, kind, age))
                 .collect();
-            let sweeps = mine.iter().filter(|(_, kind)| kind == "sweep").count();
+            let sweeps = mine.iter().filter(|(_, kind, _)| kind == "sweep");
+            let fresh = sweeps.clone().any(|(.., age)| *age < FRESH_SECS);
+            let sweeps = sweeps.count();
             let now = Instant::now();
-            if sweeps >= 2 || (now > deadline && !mine.is_empty()) || now > give_up {
-                break mine;
+            if (sweeps >= 2 && (fresh || now > deadline)) || now > give_up {
+                break mine
+                    .into_iter()
+                    .map(|(id, kind, _)| (id, kind))
+                    .collect::<Vec<_>>();
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
