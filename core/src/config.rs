@@ -620,6 +620,32 @@ mod tests {
         assert!(err.contains("10.0.0.0/33"), "{err}");
     }
 
+    /// The only test that reads the environment (tests run in parallel in one process).
+    #[test]
+    fn strata_webhook_allow_and_the_ai_names_map_to_their_sections() {
+        std::env::set_var("STRATA_JWT_SECRET", "x".repeat(32));
+        std::env::set_var("STRATA_WEBHOOK_ALLOW", "127.0.0.0/8,hooks.internal");
+        std::env::set_var("STRATA_WEBHOOK_TIMEOUT_SECS", "3");
+        std::env::set_var("STRATA_AI_MODEL", "llama3");
+        let config = Config::load(None);
+        for name in [
+            "STRATA_JWT_SECRET",
+            "STRATA_WEBHOOK_ALLOW",
+            "STRATA_WEBHOOK_TIMEOUT_SECS",
+            "STRATA_AI_MODEL",
+        ] {
+            std::env::remove_var(name);
+        }
+        let config = config.unwrap();
+        assert!(config.webhooks.allow.allows_host("hooks.internal"));
+        assert!(config
+            .webhooks
+            .allow
+            .allows_ip("127.0.0.1".parse().unwrap()));
+        assert_eq!(config.webhooks.timeout_secs, 3);
+        assert_eq!(config.ai.model.as_deref(), Some("llama3"));
+    }
+
     #[test]
     fn secrets_do_not_print() {
         let config = base();
