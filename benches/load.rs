@@ -49,7 +49,7 @@ async fn jobs_per_second(env: &TestEnv, jobs: usize, concurrency: usize) {
                 data_path: data_path.clone(),
                 request_id: None,
                 idempotency_key: None,
-                webhook_url: None,
+                webhook: strata_core::store::Webhook::None,
             })
             .await
             .expect("submit");

@@ -115,7 +115,7 @@ impl Setup {
                 data_path: data_path.to_owned(),
                 request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
                 idempotency_key: None,
-                webhook_url: None,
+                webhook: strata_core::store::Webhook::None,
             })
             .await
             .unwrap();

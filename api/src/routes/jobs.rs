@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use strata_core::job::{Job, JobKind, JobStatus};
-use strata_core::store::{CancelOutcome, DatasetKind, JobFilter, NewJob, Submitted};
+use strata_core::store::{CancelOutcome, DatasetKind, JobFilter, NewJob, Submitted, Webhook};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -35,9 +35,9 @@ pub fn router() -> Router<ApiContext> {
 pub struct Submission {
     /// The body as sent, without `webhook_url`: what the parsers check and the worker runs.
     pub spec: Value,
-    /// `webhook_url` as sent: absent (`None`: the user's default applies), `null` (no
-    /// webhook for this job) or a URL.
-    pub webhook_url: Option<Option<String>>,
+    /// `webhook_url` as sent: absent (the user's default applies), `null` (no webhook for this
+    /// job) or a URL, not checked yet.
+    pub webhook: Webhook,
 }
 
 /// A parsed, validated submission, ready to store.
@@ -92,10 +92,10 @@ pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
 /// it: where the job's end is announced is the service's business, not the spec's.
 pub fn submission_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Submission> {
     let mut spec = json_body(headers, body)?;
-    let webhook_url = match spec.as_object_mut().and_then(|o| o.remove("webhook_url")) {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(url)) => Some(Some(url)),
+    let webhook = match spec.as_object_mut().and_then(|o| o.remove("webhook_url")) {
+        None => Webhook::Default,
+        Some(Value::Null) => Webhook::None,
+        Some(Value::String(url)) => Webhook::Url(url),
         Some(other) => {
             return Err(ApiError::field(
                 "webhook_url",
@@ -103,31 +103,26 @@ pub fn submission_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Submissio
             ))
         }
     };
-    Ok(Submission { spec, webhook_url })
+    Ok(Submission { spec, webhook })
 }
 
-/// Where a job submitted with `choice` announces its end: the URL sent, once the guard passed
-/// it (a 422 naming `webhook_url` otherwise), or the user's default.
-async fn webhook_url(
-    ctx: &ApiContext,
-    user: &AuthUser,
-    choice: Option<Option<String>>,
-) -> ApiResult<Option<String>> {
-    let url = match choice {
-        Some(None) => return Ok(None),
-        None => {
-            let settings = ctx.store.webhook_settings(&user.sub).await?;
-            return Ok(settings.and_then(|settings| settings.url));
-        }
-        Some(Some(url)) => super::webhooks::check_url(ctx, "webhook_url", &url).await?,
+/// Checks a job's own `webhook_url`: the guard must pass it (a 422 naming `webhook_url`
+/// otherwise), and its owner must have a secret to sign the events with. The user's default
+/// was checked when it was set, and is looked up as the job is stored.
+async fn check_webhook(ctx: &ApiContext, user: &AuthUser, webhook: Webhook) -> ApiResult<Webhook> {
+    let Webhook::Url(url) = webhook else {
+        return Ok(webhook);
     };
+    let url = super::webhooks::check_url(ctx, "webhook_url", &url).await?;
     if ctx.store.webhook_settings(&user.sub).await?.is_none() {
         return Err(ApiError::field(
             "webhook_url",
-            "events are signed with your webhook secret, and you have none yet: create it with              POST /v1/webhooks/secret (it is shown once) or set a default URL with PUT              /v1/webhooks",
+            "events are signed with your webhook secret, and you have none yet: create it with \
+             POST /v1/webhooks/secret (it is shown once) or set a default URL with PUT \
+             /v1/webhooks",
         ));
     }
-    Ok(Some(url))
+    Ok(Webhook::Url(url))
 }
 
 /// Stores a validated job and answers 202 with its status and `Location`.
@@ -187,7 +182,7 @@ pub async fn store_job(
     body: Submission,
     data_path: String,
 ) -> ApiResult<Response> {
-    let webhook_url = webhook_url(ctx, user, body.webhook_url).await?;
+    let webhook = check_webhook(ctx, user, body.webhook).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -218,7 +213,7 @@ pub async fn store_job(
         data_path,
         request_id: Some(request_id.0),
         idempotency_key,
-        webhook_url,
+        webhook,
     };
     let submitted = ctx.store.submit_within(new, active_limit).await?;
     let (job, replayed) = match submitted {

@@ -34,8 +34,19 @@ pub struct NewJob {
     pub request_id: Option<String>,
     /// The client's `Idempotency-Key`, if any.
     pub idempotency_key: Option<String>,
-    /// Where to announce the job's final status, already checked.
-    pub webhook_url: Option<String>,
+    /// Where to announce the job's final status.
+    pub webhook: Webhook,
+}
+
+/// Where a job announces its final status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Webhook {
+    /// The owner's default URL at submission, if they set one (`PUT /v1/webhooks`).
+    Default,
+    /// Nowhere.
+    None,
+    /// This URL (checked by the api before it is stored).
+    Url(String),
 }
 
 /// The outcome of a submission.
@@ -127,7 +138,9 @@ impl Store {
         let inserted: Option<Job> = sqlx::query_as(&format!(
             "INSERT INTO jobs (id, owner, tier, kind, spec, data_path, request_id, idempotency_key,
                                webhook_url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                     CASE WHEN $10 THEN (SELECT url FROM webhook_settings WHERE owner = $2)
+                          ELSE $9 END)
              ON CONFLICT (owner, idempotency_key) DO NOTHING
              RETURNING {JOB_COLUMNS}"
         ))
@@ -139,7 +152,11 @@ impl Store {
         .bind(&job.data_path)
         .bind(&job.request_id)
         .bind(&job.idempotency_key)
-        .bind(&job.webhook_url)
+        .bind(match &job.webhook {
+            Webhook::Url(url) => Some(url),
+            Webhook::Default | Webhook::None => None,
+        })
+        .bind(job.webhook == Webhook::Default)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;

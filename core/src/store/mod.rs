@@ -17,7 +17,7 @@ pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
 pub use ai::{utc_day, AiCall, Subject, Tokens};
 pub use datasets::{Dataset, DatasetKind, NewDataset};
 pub use events::JobEvent;
-pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted};
+pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted, Webhook};
 pub use webhooks::{
     AfterAttempt, Attempt, AttemptView, ClaimedDelivery, DeliveryView, WebhookSettings,
 };

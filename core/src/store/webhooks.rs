@@ -151,8 +151,7 @@ impl Store {
         .bind(new_secret)
         .fetch_one(&self.pool)
         .await?;
-        let created = row.created;
-        Ok((row.into(), created))
+        Ok((row.settings, row.created))
     }
 
     /// Makes `secret` the user's signing secret; the one before it goes on signing beside it
@@ -178,7 +177,7 @@ impl Store {
         .bind(overlap.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.into())
+        Ok(row.settings)
     }
 
     /// The secrets that sign the user's events now: the current one, then the previous one
@@ -321,18 +320,7 @@ impl Store {
 /// [`WebhookSettings`] and whether the statement created the row.
 #[derive(sqlx::FromRow)]
 struct WebhookSettingsRow {
-    url: Option<String>,
-    secret_created_at: DateTime<Utc>,
-    previous_secret_valid_until: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    settings: WebhookSettings,
     created: bool,
-}
-
-impl From<WebhookSettingsRow> for WebhookSettings {
-    fn from(row: WebhookSettingsRow) -> WebhookSettings {
-        WebhookSettings {
-            url: row.url,
-            secret_created_at: row.secret_created_at,
-            previous_secret_valid_until: row.previous_secret_valid_until,
-        }
-    }
 }

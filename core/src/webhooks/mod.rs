@@ -65,11 +65,6 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     half + half.mul_f64(rand::rng().random::<f64>())
 }
 
-/// The event's `type` for a job that ended with `status`.
-pub fn event_type(status: &str) -> String {
-    format!("job.{status}")
-}
-
 /// The body of the event announcing that `job` ended: its id, type, the job, a summary of its
 /// result (`result` is the stored document, for a job that succeeded) and links to it.
 /// `links_base` is the API's public address, when configured; the links are paths otherwise.
@@ -91,7 +86,8 @@ pub fn event(
     links.insert("deliveries".into(), json!(format!("{path}/deliveries")));
     json!({
         "id": id,
-        "type": event_type(job.status.as_str()),
+        // As the trigger of migration 0008 names it.
+        "type": format!("job.{}", job.status.as_str()),
         "created_at": at,
         "data": {
             "job_id": job.id,

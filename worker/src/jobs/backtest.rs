@@ -10,7 +10,7 @@ use super::{Input, JobError, Output};
 pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
     let spec = parse_backtest(input.spec).map_err(JobError::invalid_spec)?;
     let plan = spec.plan().map_err(JobError::invalid_spec)?;
-    let (document, bars) = match &plan.tick {
+    match &plan.tick {
         Some(settings) => {
             let ticks = input.load_ticks(&plan.load)?;
             input.job.check()?;
@@ -22,7 +22,7 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
                 plan.periods_per_year,
             );
             // Events, not the bars built from them, are the work a tick job did.
-            (serde_json::to_string(&run.result), ticks.len())
+            Output::of(&run.result, ticks.len())
         }
         None => {
             let bars = input.load(&plan.load)?;
@@ -33,14 +33,7 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
                 &plan.execution,
                 plan.periods_per_year,
             );
-            (serde_json::to_string(&result), bars.len())
+            Output::of(&result, bars.len())
         }
-    };
-    let document =
-        document.map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
-    Ok(Output {
-        document,
-        bars: bars as u64,
-        child: None,
-    })
+    }
 }

@@ -169,6 +169,19 @@ pub(crate) struct Output {
     pub(crate) child: Option<(Uuid, ChildJob)>,
 }
 
+impl Output {
+    /// The output of an engine job: `result` as the document, `bars` the work it did.
+    pub(crate) fn of(result: &impl serde::Serialize, bars: usize) -> Result<Output, JobError> {
+        let document = serde_json::to_string(result)
+            .map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
+        Ok(Output {
+            document,
+            bars: bars as u64,
+            child: None,
+        })
+    }
+}
+
 /// What a job's code gets on the engine thread.
 pub(crate) struct Input<'a> {
     /// The stored request body.

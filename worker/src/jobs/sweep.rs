@@ -30,13 +30,7 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
             )
         })
         .map_err(|_cancelled| JobError::Cancelled)?;
-    let document = serde_json::to_string(&result)
-        .map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
-    Ok(Output {
-        document,
-        bars: (bars.len() * sets.len()) as u64,
-        child: None,
-    })
+    Output::of(&result, bars.len() * sets.len())
 }
 
 /// What every job over a grid needs before it runs: the plan, the parameter sets and the bars.

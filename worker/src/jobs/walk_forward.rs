@@ -31,12 +31,6 @@ pub(crate) fn run(input: &Input) -> Result<Output, JobError> {
             }
             WalkForwardError::Cancelled => JobError::Cancelled,
         })?;
-    let document = serde_json::to_string(&result)
-        .map_err(|e| JobError::Failed(format!("cannot write the result: {e}")))?;
-    Ok(Output {
-        document,
-        // Every window sweeps its in-sample bars once per set and runs its out-of-sample bars.
-        bars: (bars.len() * sets.len()) as u64,
-        child: None,
-    })
+    // Every window sweeps its in-sample bars once per set and runs its out-of-sample bars.
+    Output::of(&result, bars.len() * sets.len())
 }

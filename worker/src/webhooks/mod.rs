@@ -104,7 +104,8 @@ struct Failed {
 }
 
 impl Failed {
-    fn before_sending(error: impl Into<String>) -> Failed {
+    /// An attempt that got no answer from the receiver, or was never sent.
+    fn without_answer(error: impl Into<String>) -> Failed {
         Failed {
             status: None,
             error: error.into(),
@@ -228,15 +229,15 @@ impl Deliverer {
     async fn attempt(&self, delivery: &ClaimedDelivery) -> Result<(u16, Option<String>), Failed> {
         let body = match &delivery.body {
             Some(body) => body.clone(),
-            None => self.event(delivery).await.map_err(Failed::before_sending)?,
+            None => self.event(delivery).await.map_err(Failed::without_answer)?,
         };
         let secrets = self
             .store
             .webhook_secrets(&delivery.owner)
             .await
-            .map_err(|e| Failed::before_sending(format!("cannot read the signing secret: {e}")))?;
+            .map_err(|e| Failed::without_answer(format!("cannot read the signing secret: {e}")))?;
         if secrets.is_empty() {
-            return Err(Failed::before_sending(
+            return Err(Failed::without_answer(
                 "the job's owner has no signing secret (POST /v1/webhooks/secret)",
             ));
         }
@@ -244,7 +245,7 @@ impl Deliverer {
         // resolver checks the addresses actually connected to; this names IP literals too.
         guard::check(&delivery.url, &self.config.allow)
             .await
-            .map_err(|refusal| Failed::before_sending(format!("refused: {refusal}")))?;
+            .map_err(|refusal| Failed::without_answer(format!("refused: {refusal}")))?;
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let signature = webhooks::signature(&secrets, Utc::now().timestamp(), body.as_bytes());
         let response = self
@@ -257,7 +258,7 @@ impl Deliverer {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failed::before_sending(self.describe(&e)))?;
+            .map_err(|e| Failed::without_answer(self.describe(&e)))?;
         let status = response.status();
         let location = response
             .headers()
