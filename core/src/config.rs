@@ -228,6 +228,25 @@ pub struct Quota {
     /// Model tokens (input and output) per user and UTC day.
     #[serde(default)]
     pub ai_tokens_per_day: Option<u64>,
+    /// Ranked parameter sets a sweep's result keeps (`top`); never more than the sets run.
+    #[serde(default)]
+    pub sweep_top: Option<u64>,
+    /// Memory one job may hold, in MiB, as the api estimates it before queueing (bars x
+    /// columns, indicator columns, parameter sets run at once, tick events).
+    #[serde(default)]
+    pub job_memory_mb: Option<u64>,
+    /// Wall-clock seconds one run of a job may take; the worker fails it past that.
+    #[serde(default)]
+    pub max_runtime_secs: Option<u64>,
+    /// Bytes of uploaded data sets per user, in MiB.
+    #[serde(default)]
+    pub storage_mb: Option<u64>,
+    /// Uploaded data sets per user.
+    #[serde(default)]
+    pub datasets: Option<u64>,
+    /// Server-sent event streams one user may hold open at once.
+    #[serde(default)]
+    pub event_streams: Option<u64>,
     /// The tier's share of worker slots while every tier has jobs waiting (elite 6 : pro 3 :
     /// basic 1 by default); at least 1, so no tier starves.
     pub weight: u32,
