@@ -73,7 +73,7 @@ pub fn router() -> Router<ApiContext> {
         ai::usage,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "jobs", description = "Backtests, sweeps and walk-forwards: submit, follow, cancel, read results"),
         (name = "webhooks", description = "Signed events announcing that jobs ended: default URL, signing secret, delivery log"),
@@ -100,5 +100,94 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents what every operation may answer besides its own outcomes, and documents every
+/// error as `application/problem+json` (the handlers declare their errors with `Problem` under
+/// the default `application/json`): a client generated from the document then expects what the
+/// api really sends, and schema testing holds the api to it.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, Response};
+        let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+        let common: [(&str, &str, fn(&utoipa::openapi::path::Operation) -> bool); 7] = [
+            (
+                "400",
+                "A malformed request: a path or query parameter, a header or the JSON body",
+                |_| true,
+            ),
+            (
+                "503",
+                "PostgreSQL or Redis is unavailable for the moment; `Retry-After` says when to \
+                 try again",
+                |_| true,
+            ),
+            ("401", "No token, or one that is invalid or expired", |op| {
+                op.security.as_ref().is_some_and(|s| !s.is_empty())
+            }),
+            (
+                "429",
+                "A rate or quota of the caller's tier is used up; `Retry-After` says when it \
+                 frees",
+                |op| op.security.as_ref().is_some_and(|s| !s.is_empty()),
+            ),
+            ("413", "The body is larger than the api takes", |op| {
+                op.request_body.is_some()
+            }),
+            (
+                "415",
+                "A body of a type the operation does not take",
+                |op| op.request_body.is_some(),
+            ),
+            (
+                "409",
+                "This `Idempotency-Key` was used before for a different request",
+                |op| {
+                    op.parameters
+                        .iter()
+                        .flatten()
+                        .any(|p| p.name.eq_ignore_ascii_case("Idempotency-Key"))
+                },
+            ),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description, applies) in &common {
+                    if applies(operation) {
+                        operation
+                            .responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| {
+                                let mut response = Response::new(*description);
+                                response
+                                    .content
+                                    .insert("application/problem+json".into(), problem());
+                                RefOr::T(response)
+                            });
+                    }
+                }
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let is_error = status.parse::<u16>().is_ok_and(|code| code >= 400);
+                    if let (true, RefOr::T(response)) = (is_error, response) {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response
+                                .content
+                                .insert("application/problem+json".into(), content);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
