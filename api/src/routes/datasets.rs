@@ -992,3 +992,75 @@ where
     }
     file.flush().await.map_err(io)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARS: &str = "time,open,high,low,close\n2024-01-01,10,11,9,10.5\n2024-01-02,10,12,9,11\n";
+
+    fn conversion(dir: &FsPath, dropped: bool) -> Conversion {
+        let input = dir.join("upload.csv");
+        std::fs::write(&input, BARS).unwrap();
+        Conversion {
+            kind: DatasetKind::Bars,
+            input,
+            output: dir.join("upload.converted.parquet"),
+            shown_as: "the upload".to_owned(),
+            limits: Limits::default(),
+            dropped: Arc::new(AtomicBool::new(dropped)),
+        }
+    }
+
+    #[test]
+    fn a_conversion_whose_request_has_gone_leaves_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let abandoned = conversion(dir.path(), true);
+        let output = abandoned.output.clone();
+        assert!(matches!(abandoned.run(), Err(ApiError::Internal(_))));
+        assert!(!output.exists());
+
+        let kept = conversion(dir.path(), false);
+        let output = kept.output.clone();
+        let converted = kept.run().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(converted.summary.bars, 2);
+        assert_eq!(converted.bytes, std::fs::metadata(&output).unwrap().len());
+    }
+
+    #[test]
+    fn a_dropped_guard_removes_its_files_and_stops_its_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = Staged {
+            dir: dir.path().to_path_buf(),
+            id: Uuid::new_v4(),
+            input: None,
+            output: dir.path().join("out.parquet"),
+            dropped: Arc::new(AtomicBool::new(false)),
+        };
+        let input = staged.input_path("csv");
+        std::fs::write(&input, BARS).unwrap();
+        std::fs::write(&staged.output, b"partial").unwrap();
+        let dropped = Arc::clone(&staged.dropped);
+        let output = staged.output.clone();
+        drop(staged);
+        assert!(dropped.load(Ordering::SeqCst));
+        assert!(!input.exists() && !output.exists());
+    }
+
+    #[test]
+    fn refusals_name_the_upload_not_the_staging_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut too_big = conversion(dir.path(), false);
+        too_big.limits.max_rows = 1;
+        match too_big.run() {
+            Err(ApiError::TooLarge { code, detail }) => {
+                assert_eq!(code, "dataset_too_large");
+                assert_eq!(
+                    detail,
+                    "the upload: too large: more than 1 rows; the limit is 1"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+}
