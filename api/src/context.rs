@@ -28,6 +28,8 @@ pub struct ApiContext {
     pub bundled: Arc<tokio::sync::OnceCell<Vec<DatasetView>>>,
     /// Job events for the server-sent event streams.
     pub events: crate::events::Events,
+    /// Uploads in progress: their slots and staging files.
+    pub uploads: crate::routes::datasets::Uploads,
     /// Turns true when the api shuts down: open event streams end, so the shutdown can finish.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }

@@ -52,6 +52,27 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after: u64,
     },
+    /// What the request would store is more than allowed: `dataset_too_large` (an upload over
+    /// the api's row, column or size limits), `storage_quota_exceeded` (over the tier's
+    /// `storage_mb`). A 413.
+    #[error("{detail}")]
+    TooLarge {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Which limit, its value, what was found, and the tier that would allow more.
+        detail: String,
+    },
+    /// The api is at capacity for this kind of work (`uploads_busy`): a 503 with `Retry-After`,
+    /// as a retry in a few seconds may succeed.
+    #[error("{detail}")]
+    Busy {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What is busy.
+        detail: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// The body is larger than the configured limit (bytes).
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -157,6 +178,8 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
+            ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Unavailable { code, .. } | ApiError::NotConfigured { code, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code)
             }
@@ -252,7 +275,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = match self {
             ApiError::Validation { errors, .. } => problem(status, code, detail, errors),
-            ApiError::Limited { retry_after, .. } => {
+            ApiError::Limited { retry_after, .. } | ApiError::Busy { retry_after, .. } => {
                 let mut response = problem(status, code, detail, Vec::new());
                 response
                     .headers_mut()

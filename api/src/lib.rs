@@ -67,6 +67,7 @@ impl ApiContext {
             verifier,
             metrics: Arc::new(context::ApiMetrics::new()?),
             bundled: Arc::default(),
+            uploads: routes::datasets::Uploads::start(&config),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             config: Arc::new(config),
         })

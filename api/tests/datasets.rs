@@ -1,9 +1,14 @@
-//! Uploading (raw CSV, raw Parquet, multipart), describing, listing and deleting data sets.
+//! Uploading (raw CSV, raw Parquet, multipart), describing, listing and deleting data sets; and
+//! what bounds an upload: its slots, the tier's storage, the file's declared size, its files
+//! when the client goes away.
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{goog_spec, problem, spawn_app, spawn_app_with};
 use serde_json::{json, Value};
+use strata_core::Tier;
 
 #[tokio::test]
 async fn csv_parquet_and_multipart_uploads_are_stored_and_described() {
@@ -167,5 +172,434 @@ async fn an_upload_over_the_limit_is_a_413() {
     }
     let listed: Vec<Value> = app.get_json("/v1/datasets", "ann").await;
     assert!(listed.iter().all(|d| d["name"] != "big"));
+    app.stop().await;
+}
+
+/// `POST /v1/datasets?name=NAME` of `body` as `content_type`, as `user` of `tier`.
+fn upload_as(
+    app: &common::TestApp,
+    user: &str,
+    tier: Tier,
+    name: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url(&format!("/v1/datasets?name={name}")))
+        .bearer_auth(app.token(user, tier))
+        .header("content-type", content_type)
+        .body(body)
+}
+
+/// A CSV of `n` daily bars whose prices all differ, so their Parquet file does not shrink much.
+fn varied_csv(n: usize) -> String {
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for i in 0..n {
+        let close = 100.0 + (i as f64 * 0.618_033_988_7).sin() * 10.0 + i as f64 * 1e-4;
+        text.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{}\n",
+            1_000_000_000 + i as i64 * 86_400,
+            close,
+            close + 1.25,
+            close - 1.5,
+            close,
+            1000 + i
+        ));
+    }
+    text
+}
+
+const SMALL: &str = "time,open,high,low,close\n2024-01-01,10,11,9,10.5\n2024-01-02,10,12,9,11\n";
+
+/// Files in the api's staging directory.
+fn staged_files(app: &common::TestApp) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(app.config.data_dir.join("staging"))
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `done` holds, for at most 10 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn names_and_symbols_with_control_characters_are_422s_naming_the_field() {
+    let app = spawn_app().await;
+    for (query, field) in [
+        ("name=bad%00name", "name"),
+        ("name=bad%0Aname", "name"),
+        ("name=ok&symbol=GO%00OG", "symbol"),
+        ("name=ok&symbol=GO%1BOG", "symbol"),
+        ("name=ok&symbol=", "symbol"),
+    ] {
+        let response = app
+            .post(&format!("/v1/datasets?{query}"), "ann")
+            .header("content-type", "text/csv")
+            .body(SMALL)
+            .send()
+            .await
+            .unwrap();
+        let body = problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    assert!(staged_files(&app).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn storage_and_dataset_quotas_are_enforced_shown_and_race_free() {
+    let app = spawn_app_with(|config| {
+        config.tiers.basic.storage_mb = Some(1);
+        config.tiers.pro.datasets = Some(2);
+        config.api.upload_concurrency = 8;
+    })
+    .await;
+
+    // Bytes: uploads of a basic user until the next one would pass 1 MiB.
+    let csv = varied_csv(20_000);
+    let mut stored = 0;
+    let refusal = loop {
+        let response = upload_as(
+            &app,
+            "bea",
+            Tier::Basic,
+            &format!("part{stored}"),
+            "text/csv",
+            csv.clone(),
+        )
+        .send()
+        .await
+        .unwrap();
+        if response.status() != 201 {
+            break response;
+        }
+        stored += 1;
+        assert!(stored < 20, "1 MiB never filled");
+    };
+    let usage: Value = app
+        .client
+        .get(app.url("/v1/datasets/usage"))
+        .bearer_auth(app.token("bea", Tier::Basic))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stored >= 1, "the first upload fits: {usage}");
+    let detail = problem(refusal, 413, "storage_quota_exceeded").await["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("storage_mb")
+            && detail.contains("of the 1 MiB the basic tier allows")
+            && detail.contains("this one needs")
+            && detail.contains("pro has no limit"),
+        "{detail}"
+    );
+    let (bytes, one) = (usage["bytes"].as_i64().unwrap(), 1 << 20);
+    assert_eq!(usage["tier"], "basic");
+    assert_eq!(usage["datasets"], stored);
+    assert_eq!(usage["bytes_limit"], one);
+    assert_eq!(usage["datasets_limit"], Value::Null);
+    let each = bytes / stored;
+    assert!(bytes <= one && bytes + each > one, "{usage}");
+
+    // Count: a pro user may keep two; the list shows usage and limit in its headers.
+    let app_ref = &app;
+    assert_eq!(
+        upload_as(app_ref, "pia", Tier::Pro, "one", "text/csv", SMALL)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Four uploads at once race for the last place: one wins.
+    let racing = (0..4).map(|i| async move {
+        upload_as(
+            app_ref,
+            "pia",
+            Tier::Pro,
+            &format!("race{i}"),
+            "text/csv",
+            SMALL,
+        )
+        .send()
+        .await
+        .unwrap()
+    });
+    let mut statuses: Vec<u16> = futures::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409]);
+    let response = upload_as(&app, "pia", Tier::Pro, "three", "text/csv", SMALL)
+        .send()
+        .await
+        .unwrap();
+    let detail = problem(response, 409, "dataset_quota_exceeded").await["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("you have 2 data sets; the pro tier allows 2"),
+        "{detail}"
+    );
+    let response = app.get("/v1/datasets", "pia").send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("strata-storage-datasets").as_deref(), Some("2"));
+    assert_eq!(
+        header("strata-storage-datasets-limit").as_deref(),
+        Some("2")
+    );
+    assert!(header("strata-storage-bytes").is_some_and(|b| b.parse::<i64>().unwrap() > 0));
+    assert_eq!(header("strata-storage-bytes-limit"), None);
+    let listed: Vec<Value> = response.json().await.unwrap();
+    let own: Vec<&Value> = listed.iter().filter(|d| d["bundled"] == false).collect();
+    assert_eq!(own.len(), 2);
+
+    // Deleting one frees its place.
+    let id = own[0]["id"].as_str().unwrap();
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/v1/datasets/{id}")))
+        .bearer_auth(app.token("pia", Tier::Pro))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        upload_as(&app, "pia", Tier::Pro, "three", "text/csv", SMALL)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Refused uploads leave no file behind: one per stored data set.
+    let files = walk(&app.config.data_dir.join("datasets"));
+    assert_eq!(files.len(), stored as usize + 2, "{files:?}");
+    assert!(staged_files(&app).is_empty());
+    app.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A body whose chunks the test sends when it likes; dropping the sender ends it.
+fn trickled_body() -> (
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    reqwest::Body,
+) {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    (tx, reqwest::Body::wrap_stream(rx))
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrency_are_503s_with_retry_after() {
+    let app = spawn_app_with(|config| config.api.upload_concurrency = 1).await;
+    let (tx, body) = trickled_body();
+    let first = tokio::spawn(upload_as(&app, "ann", Tier::Pro, "slow", "text/csv", body).send());
+    tx.unbounded_send(Ok(b"time,open,high,low,close\n".to_vec()))
+        .unwrap();
+    eventually("the first upload is staged", || {
+        !staged_files(&app).is_empty()
+    })
+    .await;
+
+    let response = app
+        .post("/v1/datasets?name=second", "bob")
+        .header("content-type", "text/csv")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response.headers().get("retry-after").cloned();
+    problem(response, 503, "uploads_busy").await;
+    assert_eq!(retry_after.unwrap(), "5");
+
+    tx.unbounded_send(Ok(
+        b"2024-01-01,10,11,9,10.5\n2024-01-02,10,12,9,11\n".to_vec()
+    ))
+    .unwrap();
+    drop(tx);
+    assert_eq!(first.await.unwrap().unwrap().status(), 201);
+    // The slot is free again.
+    let response = app
+        .post("/v1/datasets?name=second", "bob")
+        .header("content-type", "text/csv")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(staged_files(&app).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_upload_leaves_no_file_and_frees_its_slot() {
+    let app = spawn_app_with(|config| config.api.upload_concurrency = 1).await;
+    let (tx, body) = trickled_body();
+    let upload =
+        tokio::spawn(upload_as(&app, "ann", Tier::Pro, "dropped", "text/csv", body).send());
+    tx.unbounded_send(Ok(SMALL.as_bytes().to_vec())).unwrap();
+    eventually("the upload is staged", || !staged_files(&app).is_empty()).await;
+
+    // The client goes away mid-upload: its connection closes.
+    upload.abort();
+    let _ = upload.await;
+    drop(tx);
+    eventually("the staged file is removed", || {
+        staged_files(&app).is_empty()
+    })
+    .await;
+    let listed: Vec<Value> = app.get_json("/v1/datasets", "ann").await;
+    assert!(listed.iter().all(|d| d["name"] != "dropped"));
+    assert!(walk(&app.config.data_dir.join("datasets")).is_empty());
+
+    // Its slot is free again.
+    let response = app
+        .post("/v1/datasets?name=after", "ann")
+        .header("content-type", "text/csv")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_api_removes_staged_files_left_by_a_crash() {
+    let app = spawn_app().await;
+    let staging = app.config.data_dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let (old, fresh) = (staging.join("old.csv"), staging.join("fresh.csv"));
+    std::fs::write(&old, SMALL).unwrap();
+    std::fs::write(&fresh, SMALL).unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    // A second api on the same directory starts: the crash's leftover goes, a file that may
+    // be another replica's upload in progress stays.
+    let (_address, stop) = common::serve_api(app.config.clone()).await;
+    assert!(!old.exists());
+    assert!(fresh.exists());
+    drop(stop);
+    app.stop().await;
+}
+
+/// Peak resident memory of this process since the last reset, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Makes the peak resident memory start again from the current one.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+/// A Parquet file of `groups` row groups of a million identical bars: small on disk, and
+/// billions of bytes once decoded.
+fn parquet_bomb(path: &std::path::Path, groups: usize) {
+    use polars::prelude::*;
+    let rows = 1_000_000;
+    let price = |name: &str| Float64Chunked::full(name.into(), 100.0, rows).into_column();
+    let df = DataFrame::new(
+        rows,
+        vec![
+            Int64Chunked::full("time".into(), 1_700_000_000, rows).into_column(),
+            price("open"),
+            price("high"),
+            price("low"),
+            price("close"),
+        ],
+    )
+    .unwrap();
+    let mut writer = ParquetWriter::new(std::fs::File::create(path).unwrap())
+        .batched(df.schema())
+        .unwrap();
+    for _ in 0..groups {
+        writer.write_batch(&df).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+#[tokio::test]
+async fn a_parquet_bomb_is_refused_fast_with_little_memory() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.parquet");
+    tokio::task::spawn_blocking({
+        let bomb = bomb.clone();
+        move || parquet_bomb(&bomb, 200)
+    })
+    .await
+    .unwrap();
+    let bytes = std::fs::read(&bomb).unwrap();
+    assert!(bytes.len() < 20 << 20, "{} bytes", bytes.len());
+
+    reset_peak_rss();
+    let before = peak_rss();
+    let started = Instant::now();
+    let response = upload_as(
+        &app,
+        "mallory",
+        Tier::Basic,
+        "bomb",
+        "application/vnd.apache.parquet",
+        bytes,
+    )
+    .send()
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let body = problem(response, 413, "dataset_too_large").await;
+    let grew = peak_rss().saturating_sub(before);
+    assert_eq!(
+        body["detail"],
+        "the upload: too large: 200000000 rows; the limit is 10000000"
+    );
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+    assert!(grew < 200 << 20, "peak memory grew by {} MiB", grew >> 20);
+    assert!(staged_files(&app).is_empty());
+    assert!(walk(&app.config.data_dir.join("datasets")).is_empty());
     app.stop().await;
 }

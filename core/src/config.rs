@@ -302,6 +302,12 @@ pub struct ApiConfig {
     pub json_limit_bytes: usize,
     /// Largest data set upload, in bytes.
     pub upload_limit_bytes: usize,
+    /// Uploads received and converted at once by one api process; beyond it an upload is
+    /// answered 503 `uploads_busy` with `Retry-After`.
+    pub upload_concurrency: usize,
+    /// Most rows (bars, or trades and book events) an upload may hold, checked against what
+    /// the file declares (Parquet metadata, a counting pass over CSV) before it is decoded.
+    pub upload_max_rows: u64,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: u64,
     /// Apply migrations when the api starts.
@@ -463,6 +469,11 @@ impl Config {
                 "log.format must be text or json, got '{}'",
                 self.log.format
             ));
+        }
+        if self.api.upload_concurrency == 0 || self.api.upload_max_rows == 0 {
+            errors.push(
+                "api.upload_concurrency and api.upload_max_rows must be at least 1".to_owned(),
+            );
         }
         if self.worker.concurrency == 0 {
             errors.push("worker.concurrency must be at least 1".to_owned());

@@ -1,20 +1,33 @@
-//! `/v1/datasets`: upload (CSV or Parquet, raw or multipart), list, describe, delete; and how a
-//! spec's `data.dataset` resolves to a file.
+//! `/v1/datasets`: upload (CSV or Parquet, raw or multipart), list, describe, delete, storage
+//! usage; and how a spec's `data.dataset` resolves to a file.
+//!
+//! An upload is bounded at every step: its bytes as they stream in (`api.upload_limit_bytes`),
+//! the uploads converted at once (`api.upload_concurrency`), what the file declares before it
+//! is decoded (`api.upload_max_rows` and the engine's [`Limits`]), and what its owner stores
+//! (the tier's `storage_mb` and `datasets`). Its files live in `data_dir/staging` until the
+//! data set is recorded, and go when the request fails or its client goes away.
 
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use engine::data::{self, Bars, LoadOptions};
+use engine::data::{self, Bars, DataError, Limits, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use strata_core::config::Quota;
 use strata_core::datasets::{bundled, bundled_all, locate, upload_path};
-use strata_core::store::{Dataset, DatasetKind, NewDataset};
+use strata_core::store::{
+    Dataset, DatasetInserted, DatasetKind, NewDataset, StorageLimits, StorageUsage,
+};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -30,6 +43,7 @@ pub fn router() -> Router<ApiContext> {
             "/v1/datasets",
             get(list).post(upload).layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/datasets/usage", get(storage_usage))
         .route("/v1/datasets/{id}", get(describe).delete(remove))
 }
 
@@ -57,6 +71,9 @@ pub struct DatasetView {
     pub bundled: bool,
     /// When it was uploaded (null for bundled examples).
     pub created_at: Option<DateTime<Utc>>,
+    /// Bytes of the stored file, as counted against the tier's `storage_mb` (null for bundled
+    /// examples, which count against nothing).
+    pub bytes: Option<i64>,
 }
 
 impl From<Dataset> for DatasetView {
@@ -72,6 +89,7 @@ impl From<Dataset> for DatasetView {
             spacing_seconds: d.spacing_seconds,
             bundled: false,
             created_at: d.created_at,
+            bytes: Some(d.bytes),
         }
     }
 }
@@ -127,6 +145,7 @@ async fn bundled_views(ctx: &ApiContext) -> ApiResult<&Vec<DatasetView>> {
                             spacing_seconds: s.spacing_seconds,
                             bundled: true,
                             created_at: None,
+                            bytes: None,
                         })
                     })
                     .collect()
@@ -238,22 +257,28 @@ pub async fn bars_for_job(
     .map_err(|e| ApiError::Internal(format!("counting bars: {e}")))?
 }
 
-/// Lists the caller's uploads, then the bundled examples.
+/// Lists the caller's uploads, then the bundled examples; the caller's storage usage and
+/// their tier's limits come as headers (as `GET /v1/datasets/usage` shows them).
 #[utoipa::path(get, path = "/v1/datasets", tag = "datasets",
-    responses((status = 200, body = Vec<DatasetView>)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<DatasetView>, headers(
+        ("Strata-Storage-Bytes" = i64, description = "Bytes of the caller's stored data sets"),
+        ("Strata-Storage-Bytes-Limit" = i64, description = "The tier's `storage_mb` in bytes (absent: no limit)"),
+        ("Strata-Storage-Datasets" = i64, description = "The caller's uploaded data sets"),
+        ("Strata-Storage-Datasets-Limit" = i64, description = "The tier's `datasets` (absent: no limit)"),
+    ))), security(("bearer" = [])))]
 pub async fn list(
     State(ctx): State<ApiContext>,
     user: AuthUser,
-) -> ApiResult<Json<Vec<DatasetView>>> {
-    let mut views: Vec<DatasetView> = ctx
-        .store
-        .datasets(&user.sub)
-        .await?
-        .into_iter()
-        .map(DatasetView::from)
-        .collect();
+) -> ApiResult<(HeaderMap, Json<Vec<DatasetView>>)> {
+    let uploads = ctx.store.datasets(&user.sub).await?;
+    // Counted from the list itself, so headers and body agree.
+    let usage = StorageUsage {
+        bytes: uploads.iter().map(|d| d.bytes).sum(),
+        datasets: uploads.len() as i64,
+    };
+    let mut views: Vec<DatasetView> = uploads.into_iter().map(DatasetView::from).collect();
     views.extend(bundled_views(&ctx).await?.iter().cloned());
-    Ok(Json(views))
+    Ok((StorageView::of(&ctx, &user, usage).headers(), Json(views)))
 }
 
 /// Describes one data set: symbol, bars, first and last timestamp, spacing.
@@ -308,7 +333,7 @@ pub async fn remove(
 pub struct UploadQuery {
     /// The name specs will use as `data.dataset` (letters, digits, `_`, `-`, `.`; up to 64).
     name: Option<String>,
-    /// The instrument (default: the name).
+    /// The instrument (default: the name); up to 64 characters, no control characters.
     symbol: Option<String>,
     /// `bars` (default) or `ticks`: trades and level-2 book events (README, "Tick data").
     kind: Option<DatasetKind>,
@@ -316,14 +341,25 @@ pub struct UploadQuery {
 
 /// Uploads bars (or, with `kind=ticks`, trades and book events) as CSV or Parquet: the raw body
 /// (`text/csv`, `application/vnd.apache.parquet`) or a multipart form with a `file` field. The
-/// rows are validated exactly as the CLI does (errors name the row) and stored as Parquet.
+/// file is measured first (Parquet by its metadata, CSV in one bounded pass: rows, columns,
+/// line length, encoding), then its rows are validated exactly as the CLI does (errors name
+/// the row) and stored as Parquet, counted against the tier's `storage_mb` and `datasets`.
 #[utoipa::path(post, path = "/v1/datasets", tag = "datasets", params(UploadQuery),
     request_body(content = String, description = "CSV text, Parquet bytes, or multipart with `file`",
         content_type = "text/csv"),
     responses((status = 201, body = DatasetView),
-              (status = 409, description = "a data set of that name exists", body = crate::error::Problem),
-              (status = 413, body = crate::error::Problem),
-              (status = 422, description = "invalid bars; the error names the row", body = crate::error::Problem)),
+              (status = 409, description = "`dataset_exists`: a data set of that name exists; \
+                  `dataset_quota_exceeded`: the tier's `datasets` are used up", body = crate::error::Problem),
+              (status = 413, description = "`payload_too_large`: over `api.upload_limit_bytes`; \
+                  `dataset_too_large`: more rows, columns or bytes than an upload may hold, or a \
+                  line too long; `storage_quota_exceeded`: over the tier's `storage_mb`",
+                  body = crate::error::Problem),
+              (status = 422, description = "invalid bars (the error names the row), unreadable \
+                  text (UTF-16, a quote never closed; named by line), or a bad `name` or `symbol`",
+                  body = crate::error::Problem),
+              (status = 503, description = "`uploads_busy`: as many uploads as `api.upload_concurrency` \
+                  are being converted; retry after `Retry-After` seconds", body = crate::error::Problem,
+                  headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("bearer" = [])))]
 pub async fn upload(
     State(ctx): State<ApiContext>,
@@ -331,9 +367,126 @@ pub async fn upload(
     Query(query): Query<UploadQuery>,
     request: Request,
 ) -> ApiResult<impl IntoResponse> {
-    let name = query
-        .name
-        .ok_or_else(|| ApiError::field("name", "required: ?name=NAME"))?;
+    let name = checked_name(query.name)?;
+    let symbol = checked_symbol(query.symbol, &name)?;
+    if ctx.store.dataset_named(&user.sub, &name).await?.is_some() {
+        return Err(name_taken(&name));
+    }
+    // Refused before a byte is received when the quota is already used up; counted again,
+    // with the stored size, when the data set is recorded.
+    let limits = storage_limits(&ctx, &user);
+    let usage = ctx.store.storage_usage(&user.sub).await?;
+    if limits.datasets.is_some_and(|limit| usage.datasets >= limit) {
+        return Err(too_many_datasets(&ctx, &user, usage));
+    }
+    if limits.bytes.is_some_and(|limit| usage.bytes >= limit) {
+        return Err(over_storage(&ctx, &user, usage, None));
+    }
+    let permit = ctx.uploads.permit()?;
+    let kind = query.kind.unwrap_or_default();
+    let mut staged = ctx.uploads.stage().await?;
+    let shown_as = receive(
+        &ctx,
+        request,
+        &mut staged,
+        ctx.config.api.upload_limit_bytes,
+    )
+    .await?;
+
+    let conversion = Conversion {
+        kind,
+        input: staged.input.clone().unwrap_or_default(),
+        output: staged.output.clone(),
+        shown_as,
+        limits: Limits {
+            max_rows: ctx.config.api.upload_max_rows,
+            ..Limits::default()
+        },
+        dropped: Arc::clone(&staged.dropped),
+    };
+    // Parsing and writing Parquet is CPU work: off the async threads. The permit goes with it,
+    // so a conversion that outlives its request (the client went away) still counts against
+    // `upload_concurrency` until it ends.
+    let converted = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        conversion.run()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("converting an upload: {e}")))??;
+
+    let id = Uuid::now_v7();
+    let relative = upload_path(&user.sub, id);
+    let new = NewDataset {
+        id,
+        owner: user.sub.clone(),
+        name: name.clone(),
+        symbol,
+        path: relative.clone(),
+        kind,
+        bars: converted.summary.bars,
+        first_time: converted.summary.first_time,
+        last_time: converted.summary.last_time,
+        spacing_seconds: converted.summary.spacing_seconds,
+        bytes: i64::try_from(converted.bytes).unwrap_or(i64::MAX),
+    };
+    // The file's move into place and its row are one unit, run to the end even if the client
+    // goes away now: a data set never has a file without a row, or a row without a file.
+    let store = ctx.store.clone();
+    let from = staged.output.clone();
+    let to = ctx.config.data_dir.join(&relative);
+    let inserted = tokio::spawn(async move { commit(&store, &new, &from, &to, limits).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("recording an upload: {e}")))??;
+    drop(staged);
+    match inserted {
+        DatasetInserted::Stored(dataset) => Ok((
+            StatusCode::CREATED,
+            [(header::LOCATION, format!("/v1/datasets/{id}"))],
+            Json(DatasetView::from(dataset)),
+        )),
+        DatasetInserted::NameTaken => Err(name_taken(&name)),
+        DatasetInserted::TooMany(usage) => Err(too_many_datasets(&ctx, &user, usage)),
+        DatasetInserted::TooLarge(usage) => Err(over_storage(
+            &ctx,
+            &user,
+            usage,
+            Some(i64::try_from(converted.bytes).unwrap_or(i64::MAX)),
+        )),
+    }
+}
+
+/// Moves the converted file to `to` and records the data set within `limits`; the file is
+/// removed again unless the row was written.
+async fn commit(
+    store: &strata_core::Store,
+    new: &NewDataset,
+    from: &FsPath,
+    to: &FsPath,
+    limits: StorageLimits,
+) -> ApiResult<DatasetInserted> {
+    let io = |e: std::io::Error| ApiError::Internal(format!("storing a data set: {e}"));
+    if let Some(dir) = to.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    }
+    tokio::fs::rename(from, to).await.map_err(io)?;
+    let inserted = store.insert_dataset_within(new, limits).await;
+    if !matches!(inserted, Ok(DatasetInserted::Stored(_))) {
+        if let Err(e) = tokio::fs::remove_file(to).await {
+            tracing::warn!(error = %e, path = %to.display(), "cannot remove a refused upload");
+        }
+    }
+    Ok(inserted?)
+}
+
+/// `name` as an upload may use it: 1 to 64 letters, digits, `_`, `-` or `.`, not an id.
+fn checked_name(name: Option<String>) -> ApiResult<String> {
+    let name = name.ok_or_else(|| ApiError::field("name", "required: ?name=NAME"))?;
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "must not contain control characters (NUL, line breaks, ...)",
+        ));
+    }
     let valid_name = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -344,117 +497,399 @@ pub async fn upload(
             "must be 1 to 64 letters, digits, '_', '-' or '.' (and not an id)",
         ));
     }
-    if ctx.store.dataset_named(&user.sub, &name).await?.is_some() {
-        return Err(ApiError::Conflict {
-            code: "dataset_exists",
-            detail: format!("you already have a data set named '{name}'; delete it first"),
-        });
+    Ok(name)
+}
+
+/// `symbol` as stored (the name when absent): 1 to 64 characters, none of them control
+/// characters, which PostgreSQL (NUL) or a reader (line breaks) would trip on.
+fn checked_symbol(symbol: Option<String>, name: &str) -> ApiResult<String> {
+    let Some(symbol) = symbol else {
+        return Ok(name.to_owned());
+    };
+    if symbol.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "symbol",
+            "must not contain control characters (NUL, line breaks, ...)",
+        ));
     }
-    let symbol = query.symbol.unwrap_or_else(|| name.clone());
-    let kind = query.kind.unwrap_or_default();
-    let staging = ctx.config.data_dir.join("staging");
-    tokio::fs::create_dir_all(&staging)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", staging.display())))?;
+    if !(1..=64).contains(&symbol.chars().count()) || symbol.trim().is_empty() {
+        return Err(ApiError::field("symbol", "must be 1 to 64 characters"));
+    }
+    Ok(symbol)
+}
 
-    let limit = ctx.config.api.upload_limit_bytes;
-    let received = receive(&ctx, request, &staging, limit).await?;
-    let id = Uuid::now_v7();
-    let relative = upload_path(&user.sub, id);
-    let target = ctx.config.data_dir.join(&relative);
-    let staged = received.path.clone();
-    let shown_as = received.shown_as.clone();
-    // Parsing and writing Parquet is CPU work: keep it off the async threads.
-    let converted = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), String> {
-        // The user's file is named as they named it, not by the server's staging path.
-        let named = |e: engine::data::DataError| {
-            e.to_string()
-                .replace(&staged.display().to_string(), &shown_as)
-        };
-        let mkdir = || match target.parent() {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("storing the data set: {e}"))
-            }
-            None => Ok(()),
-        };
-        let summary = match kind {
-            DatasetKind::Bars => {
-                let bars = data::load(&staged, &LoadOptions::default()).map_err(named)?;
-                if bars.is_empty() {
-                    return Err(format!("{shown_as}: no bars"));
-                }
-                mkdir()?;
-                bars.write_parquet(&target).map_err(|e| e.to_string())?;
-                summarize(&bars)
-            }
-            DatasetKind::Ticks => {
-                let ticks = engine::tick::load(&staged, &LoadOptions::default()).map_err(named)?;
-                if ticks.is_empty() {
-                    return Err(format!("{shown_as}: no events"));
-                }
-                mkdir()?;
-                ticks.write(&target).map_err(|e| e.to_string())?;
-                Summary::of(&ticks.time, None)
-            }
-        };
-        let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-        Ok((summary, bytes))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("converting an upload: {e}")));
-    let _ = tokio::fs::remove_file(&received.path).await;
-    let (s, bytes) = converted?.map_err(|message| ApiError::field("file", message))?;
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "dataset_exists",
+        detail: format!("you already have a data set named '{name}'; delete it first"),
+    }
+}
 
-    let inserted = ctx
-        .store
-        .insert_dataset(&NewDataset {
+// ---------------------------------------------------------------------------------------------
+// Storage quota
+
+/// Bytes in a MiB, the unit of `storage_mb`.
+const MIB: i64 = 1 << 20;
+
+/// The caller's tier's `storage_mb` (in bytes) and `datasets`.
+fn storage_limits(ctx: &ApiContext, user: &AuthUser) -> StorageLimits {
+    let quota = ctx.config.tiers.quota(user.tier);
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    StorageLimits {
+        bytes: quota.storage_mb.map(|mb| count(mb).saturating_mul(MIB)),
+        datasets: quota.datasets.map(count),
+    }
+}
+
+/// "; pro allows 200" or "; elite has no limit", or nothing at the top tier.
+fn tier_allowing_more(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    limit: fn(&Quota) -> Option<u64>,
+    unit: &str,
+) -> String {
+    match ctx.config.tiers.next_allowing_more(user.tier, limit) {
+        Some((tier, Some(n))) => format!("; {tier} allows {n}{unit}"),
+        Some((tier, None)) => format!("; {tier} has no limit"),
+        None => String::new(),
+    }
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+/// The refusal of an upload beyond the tier's `datasets` (a 409: delete one first).
+fn too_many_datasets(ctx: &ApiContext, user: &AuthUser, usage: StorageUsage) -> ApiError {
+    let limit = ctx
+        .config
+        .tiers
+        .quota(user.tier)
+        .datasets
+        .unwrap_or_default();
+    ApiError::Conflict {
+        code: "dataset_quota_exceeded",
+        detail: format!(
+            "datasets: you have {} data sets; the {} tier allows {limit}{}; delete one first",
+            usage.datasets,
+            user.tier,
+            tier_allowing_more(ctx, user, |q| q.datasets, "")
+        ),
+    }
+}
+
+/// The refusal of an upload beyond the tier's `storage_mb` (a 413), with the size of the new
+/// data set when it is known.
+fn over_storage(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    usage: StorageUsage,
+    adding: Option<i64>,
+) -> ApiError {
+    let limit = ctx
+        .config
+        .tiers
+        .quota(user.tier)
+        .storage_mb
+        .unwrap_or_default();
+    let needs = adding
+        .map(|bytes| format!("; this one needs {} more", mib(bytes)))
+        .unwrap_or_default();
+    ApiError::TooLarge {
+        code: "storage_quota_exceeded",
+        detail: format!(
+            "storage_mb: your data sets take {} of the {limit} MiB the {} tier allows{needs}{}; \
+             delete a data set first",
+            mib(usage.bytes),
+            user.tier,
+            tier_allowing_more(ctx, user, |q| q.storage_mb, " MiB")
+        ),
+    }
+}
+
+/// What `GET /v1/datasets/usage` answers: the caller's uploads against their tier's limits.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StorageView {
+    /// The caller's tier, whose limits these are.
+    pub tier: strata_core::Tier,
+    /// Bytes of the caller's stored data sets.
+    pub bytes: i64,
+    /// The tier's `storage_mb`, in bytes; null: no limit.
+    pub bytes_limit: Option<i64>,
+    /// The caller's uploaded data sets.
+    pub datasets: i64,
+    /// The tier's `datasets`; null: no limit.
+    pub datasets_limit: Option<i64>,
+}
+
+impl StorageView {
+    fn of(ctx: &ApiContext, user: &AuthUser, usage: StorageUsage) -> StorageView {
+        let limits = storage_limits(ctx, user);
+        StorageView {
+            tier: user.tier,
+            bytes: usage.bytes,
+            bytes_limit: limits.bytes,
+            datasets: usage.datasets,
+            datasets_limit: limits.datasets,
+        }
+    }
+
+    /// The same as response headers of `GET /v1/datasets`, whose body is a list.
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (STORAGE_BYTES, Some(self.bytes)),
+            (STORAGE_BYTES_LIMIT, self.bytes_limit),
+            (STORAGE_DATASETS, Some(self.datasets)),
+            (STORAGE_DATASETS_LIMIT, self.datasets_limit),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name, HeaderValue::from(value));
+            }
+        }
+        headers
+    }
+}
+
+/// Headers of `GET /v1/datasets` with the caller's usage (a limit's header is absent when the
+/// tier has none).
+const STORAGE_BYTES: &str = "strata-storage-bytes";
+const STORAGE_BYTES_LIMIT: &str = "strata-storage-bytes-limit";
+const STORAGE_DATASETS: &str = "strata-storage-datasets";
+const STORAGE_DATASETS_LIMIT: &str = "strata-storage-datasets-limit";
+
+/// The caller's uploads against their tier's `storage_mb` and `datasets`.
+#[utoipa::path(get, path = "/v1/datasets/usage", tag = "datasets",
+    responses((status = 200, body = StorageView)), security(("bearer" = [])))]
+pub async fn storage_usage(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+) -> ApiResult<Json<StorageView>> {
+    let usage = ctx.store.storage_usage(&user.sub).await?;
+    Ok(Json(StorageView::of(&ctx, &user, usage)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staging and conversion
+
+/// The api's uploads in progress: at most `api.upload_concurrency` at once, each in files of
+/// its own in `data_dir/staging`.
+#[derive(Clone)]
+pub struct Uploads {
+    permits: Arc<Semaphore>,
+    staging: PathBuf,
+}
+
+/// Seconds a client is asked to wait when every upload slot is taken.
+const UPLOADS_RETRY_AFTER: u64 = 5;
+
+impl Uploads {
+    /// The uploads of an api starting with `config`. Files left in the staging directory by an
+    /// api that crashed are removed: those older than the request timeout (plus a minute), as
+    /// no request lives longer, so uploads of other api replicas sharing the directory are left
+    /// alone.
+    pub fn start(config: &strata_core::Config) -> Uploads {
+        let staging = config.data_dir.join("staging");
+        let cutoff = Duration::from_secs(config.api.request_timeout_secs + 60);
+        let removed = remove_older_than(&staging, cutoff);
+        if removed > 0 {
+            tracing::info!(removed, dir = %staging.display(), "removed uploads left by a crash");
+        }
+        Uploads {
+            permits: Arc::new(Semaphore::new(config.api.upload_concurrency)),
+            staging,
+        }
+    }
+
+    /// A slot for one upload, or a 503 `uploads_busy`.
+    fn permit(&self) -> ApiResult<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Busy {
+                code: "uploads_busy",
+                detail: "every upload slot of this server is in use; retry shortly".to_owned(),
+                retry_after: UPLOADS_RETRY_AFTER,
+            })
+    }
+
+    /// Names for a new upload's files in the staging directory (created if needed).
+    async fn stage(&self) -> ApiResult<Staged> {
+        tokio::fs::create_dir_all(&self.staging)
+            .await
+            .map_err(|e| {
+                ApiError::Internal(format!("cannot create {}: {e}", self.staging.display()))
+            })?;
+        let id = Uuid::new_v4();
+        Ok(Staged {
+            dir: self.staging.clone(),
             id,
-            owner: user.sub.clone(),
-            name: name.clone(),
-            symbol,
-            path: relative.clone(),
-            kind,
-            bars: s.bars,
-            first_time: s.first_time,
-            last_time: s.last_time,
-            spacing_seconds: s.spacing_seconds,
-            bytes: bytes as i64,
+            input: None,
+            output: self.staging.join(format!("{id}.converted.parquet")),
+            dropped: Arc::new(AtomicBool::new(false)),
         })
-        .await;
-    match inserted {
-        Ok(Some(dataset)) => Ok((
-            StatusCode::CREATED,
-            [(header::LOCATION, format!("/v1/datasets/{id}"))],
-            Json(DatasetView::from(dataset)),
-        )),
-        other => {
-            let _ = tokio::fs::remove_file(ctx.config.data_dir.join(&relative)).await;
-            match other {
-                Ok(_) => Err(ApiError::Conflict {
-                    code: "dataset_exists",
-                    detail: format!("you already have a data set named '{name}'; delete it first"),
-                }),
-                Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the files in `dir` last modified longer than `age` ago; how many it removed.
+fn remove_older_than(dir: &FsPath, age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = SystemTime::now();
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|elapsed| elapsed > age)
+        })
+        .filter(|entry| std::fs::remove_file(entry.path()).is_ok())
+        .count()
+}
+
+/// One upload's files in the staging directory, removed when this is dropped: when the upload
+/// succeeded (its file has moved into place), failed, or was abandoned by its client (axum then
+/// drops the handler wherever it was).
+struct Staged {
+    dir: PathBuf,
+    id: Uuid,
+    /// The upload as received, once receiving has begun.
+    input: Option<PathBuf>,
+    /// The converted Parquet file.
+    output: PathBuf,
+    /// Set when this is dropped: a conversion still running then discards what it wrote.
+    dropped: Arc<AtomicBool>,
+}
+
+impl Staged {
+    /// The path for the upload as received, with the extension that says its format.
+    fn input_path(&mut self, extension: &str) -> PathBuf {
+        let path = self.dir.join(format!("{}.{extension}", self.id));
+        self.input = Some(path.clone());
+        path
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // First the flag, then the files: a conversion that checks the flag after writing its
+        // output either sees it set and removes the output itself, or finished before, and the
+        // output is removed here.
+        self.dropped.store(true, Ordering::SeqCst);
+        for path in self.input.iter().chain([&self.output]) {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot remove a staged upload")
+                }
             }
         }
     }
 }
 
-/// An upload written to the staging directory.
-struct Received {
-    path: PathBuf,
-    /// How error messages name it (the uploaded file's name, or "the upload").
+/// An upload's conversion from its staged file to Parquet.
+struct Conversion {
+    kind: DatasetKind,
+    input: PathBuf,
+    output: PathBuf,
+    /// How error messages name the file (the uploaded file's name, or "the upload").
     shown_as: String,
+    limits: Limits,
+    dropped: Arc<AtomicBool>,
 }
 
-/// Writes the upload (raw body or the multipart `file` field) to a staging file, at most
-/// `limit` bytes.
+/// What a conversion wrote.
+struct Converted {
+    summary: Summary,
+    /// Size of the Parquet file.
+    bytes: u64,
+}
+
+impl Conversion {
+    /// Checks the file against the limits, reads and validates it, writes it as Parquet. Stops
+    /// (and removes what it wrote) once its request has gone.
+    fn run(self) -> ApiResult<Converted> {
+        let abandoned = || ApiError::Internal("the upload's request has gone".to_owned());
+        let summary = match self.kind {
+            DatasetKind::Bars => {
+                let bars = data::load_limited(&self.input, &LoadOptions::default(), &self.limits)
+                    .map_err(|e| self.refusal(e))?;
+                if bars.is_empty() {
+                    return Err(ApiError::field(
+                        "file",
+                        format!("{}: no bars", self.shown_as),
+                    ));
+                }
+                if self.dropped.load(Ordering::SeqCst) {
+                    return Err(abandoned());
+                }
+                bars.write_parquet(&self.output)
+                    .map_err(|e| self.write_error(e))?;
+                summarize(&bars)
+            }
+            DatasetKind::Ticks => {
+                let ticks =
+                    engine::tick::load_limited(&self.input, &LoadOptions::default(), &self.limits)
+                        .map_err(|e| self.refusal(e))?;
+                if ticks.is_empty() {
+                    return Err(ApiError::field(
+                        "file",
+                        format!("{}: no events", self.shown_as),
+                    ));
+                }
+                if self.dropped.load(Ordering::SeqCst) {
+                    return Err(abandoned());
+                }
+                ticks.write(&self.output).map_err(|e| self.write_error(e))?;
+                Summary::of(&ticks.time, None)
+            }
+        };
+        if self.dropped.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.output);
+            return Err(abandoned());
+        }
+        let bytes = std::fs::metadata(&self.output)
+            .map(|m| m.len())
+            .map_err(|e| ApiError::Internal(format!("storing a data set: {e}")))?;
+        Ok(Converted { summary, bytes })
+    }
+
+    /// A refusal of the user's file: a 413 for what is over a limit, else a 422 on `file`,
+    /// naming the file as its uploader named it rather than by the server's staging path.
+    fn refusal(&self, e: DataError) -> ApiError {
+        let message = e
+            .to_string()
+            .replace(&self.input.display().to_string(), &self.shown_as);
+        match e {
+            DataError::TooLarge { .. } => ApiError::TooLarge {
+                code: "dataset_too_large",
+                detail: message,
+            },
+            DataError::Io { .. } => ApiError::Internal(message),
+            _ => ApiError::field("file", message),
+        }
+    }
+
+    /// Writing the converted file failed: the server's problem, not the upload's.
+    fn write_error(&self, e: DataError) -> ApiError {
+        let _ = std::fs::remove_file(&self.output);
+        ApiError::Internal(format!("storing a data set: {e}"))
+    }
+}
+
+/// Writes the upload (raw body or the multipart `file` field) to its staging file, at most
+/// `limit` bytes; how messages should name it (the uploaded file's name, or "the upload").
 async fn receive(
     ctx: &ApiContext,
     request: Request,
-    staging: &FsPath,
+    staged: &mut Staged,
     limit: usize,
-) -> ApiResult<Received> {
+) -> ApiResult<String> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -500,11 +935,8 @@ async fn receive(
                     )
                 })?;
             let stream = field.map_err(|e| std::io::Error::other(e.to_string()));
-            let path = write_limited(stream, staging, extension, limit).await?;
-            return Ok(Received {
-                path,
-                shown_as: file_name,
-            });
+            write_limited(stream, &staged.input_path(extension), limit).await?;
+            return Ok(file_name);
         }
         return Err(ApiError::field(
             "file",
@@ -521,11 +953,8 @@ async fn receive(
         .into_body()
         .into_data_stream()
         .map_err(|e| std::io::Error::other(e.to_string()));
-    let path = write_limited(stream, staging, extension, limit).await?;
-    Ok(Received {
-        path,
-        shown_as: "the upload".to_owned(),
-    })
+    write_limited(stream, &staged.input_path(extension), limit).await?;
+    Ok("the upload".to_owned())
 }
 
 /// The file extension a content type stands for.
@@ -540,39 +969,98 @@ fn extension_of(content_type: &str) -> Option<&'static str> {
     }
 }
 
-/// Streams `body` into a new staging file, refusing more than `limit` bytes with a 413.
-async fn write_limited<S, B>(
-    mut body: S,
-    staging: &FsPath,
-    extension: &str,
-    limit: usize,
-) -> ApiResult<PathBuf>
+/// Streams `body` into the new file `path`, refusing more than `limit` bytes with a 413. The
+/// file is left for its [`Staged`] guard to remove.
+async fn write_limited<S, B>(mut body: S, path: &FsPath, limit: usize) -> ApiResult<()>
 where
     S: Stream<Item = Result<B, std::io::Error>> + Unpin,
     B: AsRef<[u8]>,
 {
-    let path = staging.join(format!("{}.{extension}", Uuid::new_v4()));
     let io = |e: std::io::Error| ApiError::Internal(format!("staging an upload: {e}"));
-    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut written = 0usize;
-    let outcome = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest {
-                code: "upload_interrupted",
-                detail: format!("the upload could not be read: {e}"),
-            })?;
-            written += chunk.as_ref().len();
-            if written > limit {
-                return Err(ApiError::PayloadTooLarge(limit));
-            }
-            file.write_all(chunk.as_ref()).await.map_err(io)?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest {
+            code: "upload_interrupted",
+            detail: format!("the upload could not be read: {e}"),
+        })?;
+        written += chunk.as_ref().len();
+        if written > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
         }
-        file.flush().await.map_err(io)
+        file.write_all(chunk.as_ref()).await.map_err(io)?;
     }
-    .await;
-    if let Err(e) = outcome {
-        let _ = tokio::fs::remove_file(&path).await;
-        return Err(e);
+    file.flush().await.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARS: &str = "time,open,high,low,close\n2024-01-01,10,11,9,10.5\n2024-01-02,10,12,9,11\n";
+
+    fn conversion(dir: &FsPath, dropped: bool) -> Conversion {
+        let input = dir.join("upload.csv");
+        std::fs::write(&input, BARS).unwrap();
+        Conversion {
+            kind: DatasetKind::Bars,
+            input,
+            output: dir.join("upload.converted.parquet"),
+            shown_as: "the upload".to_owned(),
+            limits: Limits::default(),
+            dropped: Arc::new(AtomicBool::new(dropped)),
+        }
     }
-    Ok(path)
+
+    #[test]
+    fn a_conversion_whose_request_has_gone_leaves_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let abandoned = conversion(dir.path(), true);
+        let output = abandoned.output.clone();
+        assert!(matches!(abandoned.run(), Err(ApiError::Internal(_))));
+        assert!(!output.exists());
+
+        let kept = conversion(dir.path(), false);
+        let output = kept.output.clone();
+        let converted = kept.run().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(converted.summary.bars, 2);
+        assert_eq!(converted.bytes, std::fs::metadata(&output).unwrap().len());
+    }
+
+    #[test]
+    fn a_dropped_guard_removes_its_files_and_stops_its_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = Staged {
+            dir: dir.path().to_path_buf(),
+            id: Uuid::new_v4(),
+            input: None,
+            output: dir.path().join("out.parquet"),
+            dropped: Arc::new(AtomicBool::new(false)),
+        };
+        let input = staged.input_path("csv");
+        std::fs::write(&input, BARS).unwrap();
+        std::fs::write(&staged.output, b"partial").unwrap();
+        let dropped = Arc::clone(&staged.dropped);
+        let output = staged.output.clone();
+        drop(staged);
+        assert!(dropped.load(Ordering::SeqCst));
+        assert!(!input.exists() && !output.exists());
+    }
+
+    #[test]
+    fn refusals_name_the_upload_not_the_staging_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut too_big = conversion(dir.path(), false);
+        too_big.limits.max_rows = 1;
+        match too_big.run() {
+            Err(ApiError::TooLarge { code, detail }) => {
+                assert_eq!(code, "dataset_too_large");
+                assert_eq!(
+                    detail,
+                    "the upload: too large: more than 1 rows; the limit is 1"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
 }

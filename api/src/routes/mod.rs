@@ -62,6 +62,7 @@ pub fn router() -> Router<ApiContext> {
         datasets::list,
         datasets::describe,
         datasets::remove,
+        datasets::storage_usage,
         health::live,
         health::ready,
         health::health,

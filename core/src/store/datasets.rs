@@ -97,13 +97,71 @@ pub struct NewDataset {
     pub bytes: i64,
 }
 
+/// What a user's uploads take: how many, and their stored bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StorageUsage {
+    /// Bytes of the stored Parquet files.
+    pub bytes: i64,
+    /// Uploaded data sets.
+    pub datasets: i64,
+}
+
+/// The most one user's uploads may take; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageLimits {
+    /// Bytes of stored files.
+    pub bytes: Option<i64>,
+    /// Uploaded data sets.
+    pub datasets: Option<i64>,
+}
+
+/// The outcome of [`Store::insert_dataset_within`].
+#[derive(Debug, Clone)]
+pub enum DatasetInserted {
+    /// Recorded.
+    Stored(Dataset),
+    /// The owner already has a data set of that name.
+    NameTaken,
+    /// The owner already has `limits.datasets` data sets; their usage before this one.
+    TooMany(StorageUsage),
+    /// The new file would take the owner past `limits.bytes`; their usage before this one.
+    TooLarge(StorageUsage),
+}
+
+/// Key of the transaction-level advisory lock under which a user's storage is counted and
+/// their new data set inserted (first half of the two-int key; the second is `hashtext(owner)`).
+const STORAGE_LOCK: i32 = 0x5354_4453; // "STDS"
+
 const DATASET_COLUMNS: &str =
     "id, name, symbol, kind, bars, first_time, last_time, spacing_seconds, bytes, created_at, path";
 
 impl Store {
-    /// Records an uploaded data set; `None` when the owner already has one of that name.
-    pub async fn insert_dataset(&self, d: &NewDataset) -> Result<Option<Dataset>, StoreError> {
-        sqlx::query_as(&format!(
+    /// Records an uploaded data set unless it would take its owner past `limits`. The usage is
+    /// counted and the row inserted under a per-owner lock, so two uploads of one user at the
+    /// same moment cannot both take the last place (or the last bytes).
+    pub async fn insert_dataset_within(
+        &self,
+        d: &NewDataset,
+        limits: StorageLimits,
+    ) -> Result<DatasetInserted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Held until commit or rollback; other owners are not held up.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(STORAGE_LOCK)
+            .bind(&d.owner)
+            .execute(&mut *tx)
+            .await?;
+        let usage = storage_usage(&mut *tx, &d.owner).await?;
+        if limits.datasets.is_some_and(|limit| usage.datasets >= limit) {
+            return Ok(DatasetInserted::TooMany(usage));
+        }
+        if limits
+            .bytes
+            .is_some_and(|limit| usage.bytes.saturating_add(d.bytes) > limit)
+        {
+            return Ok(DatasetInserted::TooLarge(usage));
+        }
+        let inserted: Option<Dataset> = sqlx::query_as(&format!(
             "INSERT INTO datasets (id, owner, name, symbol, path, bars, first_time, last_time,
                                    spacing_seconds, bytes, kind)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -121,8 +179,15 @@ impl Store {
         .bind(d.spacing_seconds)
         .bind(d.bytes)
         .bind(d.kind)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted.map_or(DatasetInserted::NameTaken, DatasetInserted::Stored))
+    }
+
+    /// How many data sets a user has uploaded and the bytes they take.
+    pub async fn storage_usage(&self, owner: &str) -> Result<StorageUsage, StoreError> {
+        storage_usage(&self.pool, owner).await
     }
 
     /// A user's data sets, by name.
@@ -175,4 +240,17 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
     }
+}
+
+async fn storage_usage<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    owner: &str,
+) -> Result<StorageUsage, StoreError> {
+    let (bytes, datasets): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(bytes), 0)::bigint, count(*) FROM datasets WHERE owner = $1",
+    )
+    .bind(owner)
+    .fetch_one(executor)
+    .await?;
+    Ok(StorageUsage { bytes, datasets })
 }

@@ -15,7 +15,9 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
 pub use ai::{utc_day, AiCall, Subject, Tokens};
-pub use datasets::{Dataset, DatasetKind, NewDataset};
+pub use datasets::{
+    Dataset, DatasetInserted, DatasetKind, NewDataset, StorageLimits, StorageUsage,
+};
 pub use events::JobEvent;
 pub use jobs::{CancelOutcome, JobFilter, NewJob, Page, Submitted, Webhook};
 pub use webhooks::{

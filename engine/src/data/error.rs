@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::limits::{Count, Measure};
 use super::time::{format_duration, format_time_short, Timeframe};
 
 /// Why bars could not be loaded or used; every message says what is wrong and where.
@@ -36,6 +37,32 @@ pub enum DataError {
     UnsupportedFormat {
         /// The file.
         path: PathBuf,
+    },
+
+    /// The file holds (or declares) more than a [`Limits`](super::Limits) allows; found
+    /// before anything was decoded.
+    #[error("{}: too large: {found} {what}; the limit is {limit}", .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What was counted.
+        what: Measure,
+        /// The most allowed.
+        limit: u64,
+        /// What the file has, or where counting stopped.
+        found: Count,
+    },
+
+    /// The file cannot be read as what it claims to be (UTF-16 text, a quote never closed, a
+    /// Parquet file without its footer).
+    #[error("{}: {}{reason}", .path.display(), line_prefix(.line))]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of a text file where the problem is, when there is one.
+        line: Option<u64>,
+        /// What is wrong.
+        reason: String,
     },
 
     /// The file has no data rows.
@@ -349,6 +376,10 @@ fn path_prefix(path: &Option<PathBuf>) -> String {
     path.as_ref()
         .map(|p| format!("{}: ", p.display()))
         .unwrap_or_default()
+}
+
+fn line_prefix(line: &Option<u64>) -> String {
+    line.map(|l| format!("line {l}: ")).unwrap_or_default()
 }
 
 fn time_suffix(time: &Option<String>) -> String {

@@ -2,11 +2,15 @@
 //!
 //! - [`load`] reads a file into [`Bars`] (see [`load`](load::load) for the accepted layouts),
 //!   validates it, keeps `start..=end` and resamples to a coarser [`Timeframe`].
+//! - [`check_file`] measures a file against [`Limits`] before anything is decoded (Parquet by
+//!   its metadata, CSV in one bounded pass); [`load_limited`] checks, then loads. Files from
+//!   users (uploads) go through it.
 //! - Times are `i64` nanoseconds since the epoch, UTC, marking the start of each bar.
 //! - Row errors name the 1-based data row of the file (the header is not counted) and the
 //!   row's timestamp: `row 5 (2004-08-25): high 100.5 is below max(open, close) = 101.2`.
 
 mod error;
+mod limits;
 mod load;
 mod resample;
 pub mod synthetic;
@@ -15,6 +19,7 @@ mod validate;
 pub(crate) mod write;
 
 pub use error::{DataError, RowProblem};
+pub use limits::{check_file, load_limited, Count, Extent, Limits, Measure};
 pub use load::{load, LoadOptions};
 // The column readers shared with the tick loader (`crate::tick`), which reads the same kinds of
 // time and number columns.

@@ -52,6 +52,19 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<TickData, DataError> {
     keep_range(data, options)
 }
 
+/// Reads trades and book events as [`load`] does, after
+/// [`check_file`](crate::data::check_file) has found the file within `limits` (rows, columns,
+/// bytes, Parquet metadata), so a file declaring more than it may is refused before it is
+/// decoded.
+pub fn load_limited(
+    path: &Path,
+    options: &LoadOptions,
+    limits: &crate::data::Limits,
+) -> Result<TickData, DataError> {
+    crate::data::check_file(path, limits)?;
+    load(path, options)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Columns
 

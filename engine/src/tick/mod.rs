@@ -26,7 +26,7 @@ pub mod datagen;
 mod report;
 mod simulate;
 
-pub use data::load;
+pub use data::{load, load_limited};
 pub use report::{ExecutionReport, FillReport, OrderKind, OrderOrigin, OrderSide, SlippageSummary};
 pub use simulate::{run_tick_backtest, TickBacktest};
 
