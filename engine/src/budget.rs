@@ -108,7 +108,7 @@ impl MemoryEstimate {
             ("equity curves kept", self.kept_curves),
             ("tick events", self.tick_events),
         ];
-        parts.sort_by(|a, b| b.1.cmp(&a.1));
+        parts.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
         parts
             .iter()
             .filter(|(_, bytes)| *bytes > 0)
