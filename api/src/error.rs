@@ -26,6 +26,17 @@ pub enum ApiError {
         /// One entry per problem.
         errors: Vec<FieldError>,
     },
+    /// The job is larger than the caller's tier allows in a way a plain validation failure does
+    /// not say (`job_memory_exceeded`): a 422 with its own code, whose `errors` name the field.
+    #[error("{detail}")]
+    OverBudget {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Which limit, the job's size against it, and the tier that would allow more.
+        detail: String,
+        /// The field the size comes from.
+        errors: Vec<FieldError>,
+    },
     /// The request cannot be read at all (not JSON, wrong content type).
     #[error("{detail}")]
     BadRequest {
@@ -174,6 +185,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::OverBudget { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
@@ -274,7 +286,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = match self {
-            ApiError::Validation { errors, .. } => problem(status, code, detail, errors),
+            ApiError::Validation { errors, .. } | ApiError::OverBudget { errors, .. } => {
+                problem(status, code, detail, errors)
+            }
             ApiError::Limited { retry_after, .. } | ApiError::Busy { retry_after, .. } => {
                 let mut response = problem(status, code, detail, Vec::new());
                 response

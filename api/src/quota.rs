@@ -1,14 +1,17 @@
 //! The tier quotas: requests per minute (every `/v1` request), and before a job is stored,
-//! submissions per minute, active jobs, sweep size and bars per job. Each refusal says which
+//! submissions per minute, active jobs, sweep size, ranked sets kept, bars and memory per job. Each refusal says which
 //! limit, its value, and the tier that would allow more.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use engine::budget::{JobShape, MemoryEstimate};
 use engine::data::LoadOptions;
 use engine::spec::Precision;
-use engine::sweep::SetCount;
+use engine::spec::SpecErrors;
+use engine::sweep::{SetCount, EXAMINED_PER_ALLOWED_SET};
+use engine::tick::BarClock;
 use strata_core::config::Quota;
 use strata_core::Tier;
 
@@ -16,8 +19,9 @@ use tracing::warn;
 
 use crate::auth::{authenticate, AuthUser};
 use crate::context::ApiContext;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::routes::datasets::{bars_for_job, Resolved};
+use crate::routes::jobs::Demand;
 
 /// "; pro allows 30" or "; elite has no limit", or nothing at the top.
 fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u64>) -> String {
@@ -155,11 +159,19 @@ pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: SetCount) -> Ap
         return Ok(());
     };
     let has = match sets {
-        SetCount::Exactly(sets) if sets <= limit => return Ok(()),
-        SetCount::Exactly(sets) => format!("the grid has {sets} parameter sets"),
+        SetCount::Exactly(sets) | SetCount::AtMost(sets) if sets <= limit => return Ok(()),
+        SetCount::Exactly(sets) | SetCount::AtMost(sets) => {
+            format!("the grid has {sets} parameter sets")
+        }
         SetCount::MoreThan(counted) => {
             format!("more than {counted} parameter sets pass the constraint")
         }
+        SetCount::TooManyToCount(grid) => format!(
+            "the grid has {grid} parameter sets before its constraint, more than the {} \
+             ({EXAMINED_PER_ALLOWED_SET} x {limit}) whose constraint is evaluated to count them; \
+             narrow the ranges or draw some with samples",
+            limit.saturating_mul(EXAMINED_PER_ALLOWED_SET)
+        ),
     };
     Err(ApiError::field(
         "grid",
@@ -171,20 +183,45 @@ pub fn check_sweep_sets(ctx: &ApiContext, user: &AuthUser, sets: SetCount) -> Ap
     ))
 }
 
+/// Checks a sweep's `top` (ranked sets whose equity curves the result keeps) against
+/// `sweep_top` (a 422 on `top`). The engine keeps at most one curve per set whatever `top` is.
+pub fn check_sweep_top(ctx: &ApiContext, user: &AuthUser, top: Option<usize>) -> ApiResult<()> {
+    let (Some(limit), Some(top)) = (ctx.config.tiers.quota(user.tier).sweep_top, top) else {
+        return Ok(());
+    };
+    if top as u64 <= limit {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "top",
+        format!(
+            "sweep_top: top asks for the equity curves of {top} ranked sets; the {} tier keeps \
+             at most {limit}{}",
+            user.tier,
+            upgrade(ctx, user, |q| q.sweep_top)
+        ),
+    ))
+}
+
 /// Checks the bars a job on `data` runs on (after its `start`/`end` and timeframe, `load`)
-/// against `bars_per_job` (a 422 on `data`).
+/// against `bars_per_job` (a 422 on `data`). Returns that many bars, or more: without a limit,
+/// or with the data set within it, the data set's own count stands for the job's (a range
+/// only takes bars away), so that nothing is read.
 pub async fn check_bars(
     ctx: &ApiContext,
     user: &AuthUser,
     data: &Resolved,
     load: &LoadOptions,
-) -> ApiResult<()> {
+) -> ApiResult<u64> {
     let Some(limit) = ctx.config.tiers.quota(user.tier).bars_per_job else {
-        return Ok(());
+        return match data.extent {
+            Some((bars, _, _)) => Ok(u64::try_from(bars).unwrap_or(0)),
+            None => bars_for_job(ctx, data, load, 0).await,
+        };
     };
     let bars = bars_for_job(ctx, data, load, limit).await?;
     if bars <= limit {
-        return Ok(());
+        return Ok(bars);
     }
     Err(ApiError::field(
         "data",
@@ -195,6 +232,111 @@ pub async fn check_bars(
             upgrade(ctx, user, |q| q.bars_per_job)
         ),
     ))
+}
+
+/// Checks what the job will hold in memory against `job_memory_mb` (a 422
+/// `job_memory_exceeded` on the field that makes it large), and a walk-forward's windows
+/// against the engine's limit. `bars` may be more than the job runs on (see [`check_bars`]):
+/// an estimate over the budget is made again with the exact count before it is refused.
+pub async fn check_job_memory(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    data: &Resolved,
+    load: &LoadOptions,
+    bars: u64,
+    demand: &Demand,
+) -> ApiResult<()> {
+    if let (Some(walk), Some((_, first, last))) = (&demand.walk_forward, data.extent) {
+        let nanos = |t: chrono::DateTime<chrono::Utc>| t.timestamp_nanos_opt().unwrap_or(0);
+        let first = load.start.unwrap_or(i64::MIN).max(nanos(first));
+        let last = load.end.unwrap_or(i64::MAX).min(nanos(last));
+        if walk.check_window_count(bars, first, last).is_err() {
+            // `bars` may be the whole data set's: count the range's exactly before refusing.
+            let exact = bars_for_job(ctx, data, load, 0).await?;
+            walk.check_window_count(exact, first, last)
+                .map_err(|e| SpecErrors(vec![e]))?;
+        }
+    }
+    let Some(limit) = ctx.config.tiers.quota(user.tier).job_memory_mb else {
+        return Ok(());
+    };
+    let mut bars = bars;
+    let mut estimate = memory_estimate(ctx, data, bars, demand);
+    if estimate.mib() > limit {
+        let exact = bars_for_job(ctx, data, load, 0).await?;
+        if exact < bars {
+            bars = exact;
+            estimate = memory_estimate(ctx, data, bars, demand);
+        }
+    }
+    if estimate.mib() <= limit {
+        return Ok(());
+    }
+    let field = match estimate {
+        e if e.indicators >= e.bars.max(e.working).max(e.kept_curves).max(e.tick_events) => {
+            if demand.sets > 1 {
+                "grid"
+            } else {
+                "strategy"
+            }
+        }
+        e if demand.sets > 1 && e.kept_curves >= e.bars.max(e.working).max(e.tick_events) => "top",
+        _ => "data",
+    };
+    let detail = format!(
+        "job_memory_mb: the job would hold about {} MiB ({}) on {bars} bars of '{}'; the {} \
+         tier allows {limit} MiB{}",
+        estimate.mib(),
+        estimate.describe(),
+        data.name,
+        user.tier,
+        upgrade(ctx, user, |q| q.job_memory_mb)
+    );
+    Err(ApiError::OverBudget {
+        code: "job_memory_exceeded",
+        detail: format!("{field}: {detail}"),
+        errors: vec![FieldError {
+            field: field.to_owned(),
+            message: detail,
+            column: None,
+            expression: None,
+        }],
+    })
+}
+
+/// The memory estimate of a job on `bars` bars (or events, at tick precision) of `data`.
+fn memory_estimate(
+    ctx: &ApiContext,
+    data: &Resolved,
+    bars: u64,
+    demand: &Demand,
+) -> MemoryEstimate {
+    // At tick precision `bars` counts events; the strategy's bars are cut from them by time.
+    let (bars, tick_events) = match demand.clock {
+        None => (bars, 0),
+        Some(BarClock::Event) => (bars, bars),
+        Some(BarClock::Every(nanos)) => {
+            let span = data.extent.map_or(i64::MAX, |(_, first, last)| {
+                (last - first).num_nanoseconds().unwrap_or(i64::MAX)
+            });
+            let cut = u64::try_from(span / nanos.max(1)).unwrap_or(u64::MAX);
+            (bars.min(cut.saturating_add(1)), bars)
+        }
+    };
+    let threads = match ctx.config.worker.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads => threads,
+    };
+    JobShape {
+        bars,
+        tick_events,
+        indicator_columns: demand.indicator_columns,
+        sets: demand.sets,
+        threads: threads as u64,
+        kept_curves: demand.kept_curves,
+        walk_forward: demand.walk_forward.is_some(),
+    }
+    .estimate()
 }
 
 /// Counts every `/v1` request of a signed-in user against `requests_per_minute` (in Redis, so

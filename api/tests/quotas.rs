@@ -152,17 +152,18 @@ async fn a_sweep_larger_than_the_tier_allows_is_a_422_on_grid() {
 #[tokio::test]
 async fn a_grid_of_millions_is_refused_by_counting_not_by_building_it() {
     let app = spawn_app_with(limits).await;
-    let sweep = |constraint: Option<&str>| {
+    let sweep_over = |range: &str, constraint: Option<&str>| {
         let mut spec = json!({
             "data": {"dataset": "GOOG"},
             "strategy": {"template": "sma_cross"},
-            "grid": {"fast": "1:2000:1", "slow": "1:2000:1"}
+            "grid": {"fast": range, "slow": range}
         });
         if let Some(constraint) = constraint {
             spec["constraint"] = json!(constraint);
         }
         spec
     };
+    let sweep = |constraint: Option<&str>| sweep_over("1:2000:1", constraint);
     let post = |spec: serde_json::Value| {
         app.client
             .post(app.url("/v1/sweeps"))
@@ -176,8 +177,25 @@ async fn a_grid_of_millions_is_refused_by_counting_not_by_building_it() {
         message.contains("the grid has 4000000 parameter sets; the basic tier allows 4"),
         "{message}"
     );
+    // A constrained grid over 100 times the limit is refused without evaluating the constraint.
     let body = problem(
         post(sweep(Some("fast < slow"))).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the grid has 4000000 parameter sets before its constraint, more than the 400"
+        ),
+        "{message}"
+    );
+    // A smaller one is counted until more than the limit pass.
+    let body = problem(
+        post(sweep_over("1:20:1", Some("fast < slow")))
+            .await
+            .unwrap(),
         422,
         "validation_failed",
     )

@@ -5,10 +5,12 @@
 //! [`metrics`] summarises the equity curve and the trades. No tokio, no network, no database.
 
 pub mod backtest;
+pub mod budget;
 pub mod data;
 pub mod execution;
 pub mod expr;
 pub mod indicators;
+pub mod limits;
 pub mod metrics;
 pub mod spec;
 pub mod strategy;

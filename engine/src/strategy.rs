@@ -1,9 +1,10 @@
 //! Strategies: entry and exit expressions with parameter values, from a template or written out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::data::Bars;
 use crate::expr::{self, Condition, ExprError, Params, SeriesCache};
+use crate::limits::MAX_INDICATOR_COLUMNS;
 use crate::spec::{SpecError, StrategySpec};
 use crate::templates;
 
@@ -111,7 +112,21 @@ impl Strategy {
         let entry = bind(entry, "strategy.entry");
         let exit = bind(exit, "strategy.exit");
         match (entry, exit) {
-            (Ok(entry), Ok(exit)) if errors.is_empty() => Ok(CompiledStrategy { entry, exit }),
+            (Ok(entry), Ok(exit)) if errors.is_empty() => {
+                let compiled = CompiledStrategy { entry, exit };
+                // Each expression is within the limit when it binds; together they may not be.
+                let columns: usize = compiled.indicator_columns().values().sum();
+                if columns > MAX_INDICATOR_COLUMNS {
+                    return Err(vec![SpecError::new(
+                        "strategy",
+                        format!(
+                            "entry and exit use {columns} distinct indicator columns between \
+                             them, more than the {MAX_INDICATOR_COLUMNS} one strategy may compute"
+                        ),
+                    )]);
+                }
+                Ok(compiled)
+            }
             (entry, exit) => {
                 errors.extend(entry.err());
                 errors.extend(exit.err());
@@ -122,6 +137,15 @@ impl Strategy {
 }
 
 impl CompiledStrategy {
+    /// The distinct indicator calls of entry and exit together, by cache key, with the columns
+    /// each keeps in the indicator cache (three for MACD and Bollinger bands).
+    pub fn indicator_columns(&self) -> BTreeMap<&str, usize> {
+        self.entry
+            .indicator_columns()
+            .chain(self.exit.indicator_columns())
+            .collect()
+    }
+
     /// Evaluates both conditions over `bars`, sharing indicators through `cache`.
     pub fn signals(&self, bars: &Bars, cache: &SeriesCache) -> Signals {
         Signals {

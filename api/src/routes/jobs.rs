@@ -9,6 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::data::LoadOptions;
 use engine::spec::{BacktestSpec, Plan, Precision};
+use engine::sweep::WalkForwardSpec;
+use engine::tick::BarClock;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -38,6 +40,8 @@ pub struct Submission {
     /// `webhook_url` as sent: absent (the user's default applies), `null` (no webhook for this
     /// job) or a URL, not checked yet.
     pub webhook: Webhook,
+    /// Already counted against `submissions_per_minute` (see [`count_submission`]).
+    pub counted: bool,
 }
 
 /// A parsed, validated submission, ready to store.
@@ -52,17 +56,42 @@ pub struct Validated {
     pub load: LoadOptions,
     /// Bar, hybrid or tick: which kind of data set the job needs.
     pub precision: Precision,
+    /// What the job will hold in memory besides its data, for the tier's `job_memory_mb`;
+    /// `None` for a job the engine does not run here (an AI strategy).
+    pub demand: Option<Demand>,
+}
+
+/// What a job asks of a worker's memory, as far as its spec says; the data set says the rest.
+pub struct Demand {
+    /// Distinct indicator columns of all its parameter sets together.
+    pub indicator_columns: u64,
+    /// Parameter sets (1 for a backtest).
+    pub sets: u64,
+    /// Equity curves its result keeps.
+    pub kept_curves: u64,
+    /// A walk-forward's windows, whose number is checked against the data.
+    pub walk_forward: Option<WalkForwardSpec>,
+    /// At tick precision, how bars are cut from the events.
+    pub clock: Option<BarClock>,
 }
 
 impl Validated {
     /// A submission of `kind` whose body parsed into `spec` and planned into `plan`.
     pub fn new(kind: JobKind, body: Submission, spec: &BacktestSpec, plan: Plan) -> Validated {
+        let demand = (kind == JobKind::Backtest).then(|| Demand {
+            indicator_columns: plan.compiled.indicator_columns().values().sum::<usize>() as u64,
+            sets: 1,
+            kept_curves: 1,
+            walk_forward: None,
+            clock: plan.tick.map(|tick| tick.clock),
+        });
         Validated {
             kind,
             body,
             dataset: spec.data.dataset.clone().unwrap_or_default(),
             load: plan.load,
             precision: plan.precision,
+            demand,
         }
     }
 }
@@ -103,7 +132,11 @@ pub fn submission_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Submissio
             ))
         }
     };
-    Ok(Submission { spec, webhook })
+    Ok(Submission {
+        spec,
+        webhook,
+        counted: false,
+    })
 }
 
 /// Checks a job's own `webhook_url`: the guard must pass it (a 422 naming `webhook_url`
@@ -123,6 +156,40 @@ async fn check_webhook(ctx: &ApiContext, user: &AuthUser, webhook: Webhook) -> A
         ));
     }
     Ok(Webhook::Url(url))
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_owned())),
+            _ => Err(ApiError::BadRequest {
+                code: "invalid_idempotency_key",
+                detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            }),
+        },
+    }
+}
+
+/// Counts a submission against `submissions_per_minute` now, before a validation that costs
+/// time (a sweep's grid): a flood of expensive requests is refused by its rate, not served.
+/// A repeat of an earlier submission by its `Idempotency-Key` is not counted, as in
+/// [`store_job`], which then does not count it again.
+pub async fn count_submission(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    body: &mut Submission,
+) -> ApiResult<()> {
+    if let Some(key) = idempotency_key(headers)? {
+        if ctx.store.has_idempotency_key(&user.sub, &key).await? {
+            return Ok(());
+        }
+    }
+    crate::quota::check_submission(ctx, user, false).await?;
+    body.counted = true;
+    Ok(())
 }
 
 /// Stores a validated job and answers 202 with its status and `Location`.
@@ -158,7 +225,10 @@ pub async fn submit(
         }
         _ => {}
     }
-    crate::quota::check_bars(ctx, user, &data, &job.load).await?;
+    let bars = crate::quota::check_bars(ctx, user, &data, &job.load).await?;
+    if let Some(demand) = &job.demand {
+        crate::quota::check_job_memory(ctx, user, &data, &job.load, bars, demand).await?;
+    }
     store_job(
         ctx,
         user,
@@ -183,24 +253,13 @@ pub async fn store_job(
     data_path: String,
 ) -> ApiResult<Response> {
     let webhook = check_webhook(ctx, user, body.webhook).await?;
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
-            _ => {
-                return Err(ApiError::BadRequest {
-                    code: "invalid_idempotency_key",
-                    detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-                })
-            }
-        },
-    };
+    let idempotency_key = idempotency_key(headers)?;
     // Repeating a submission by its Idempotency-Key is not a new job: no quota applies.
     let replay = match &idempotency_key {
         Some(key) => ctx.store.has_idempotency_key(&user.sub, key).await?,
         None => false,
     };
-    if !replay {
+    if !replay && !body.counted {
         crate::quota::check_submission(ctx, user, kind.is_ai()).await?;
     }
     // The store counts active jobs and inserts under one per-user lock.

@@ -8,10 +8,13 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use engine::spec::{BacktestSpec, SpecErrors};
-use engine::sweep::{SetCount, SweepSpec};
+use engine::sweep::{SetCount, SweepSpec, WalkForwardSpec};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use strata_core::job::{parse_sweep, parse_walk_forward, JobKind};
 
-use super::jobs::{submission_body, submit, Submission, Validated};
+use super::jobs::{submission_body, submit, Demand, Submission, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
@@ -48,7 +51,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let body = submission_body(&headers, &body)?;
     let (spec, sweep) = parse_sweep(&body.spec)?;
-    let job = check_grid(&ctx, &user, JobKind::Sweep, body, spec, sweep).await?;
+    let job = check_grid(&ctx, &user, &headers, body, spec, sweep, None).await?;
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
@@ -78,39 +81,102 @@ pub async fn walk_forward(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = submission_body(&headers, &body)?;
-    let (spec, sweep, _) = parse_walk_forward(&body.spec)?;
-    let job = check_grid(&ctx, &user, JobKind::WalkForward, body, spec, sweep).await?;
+    let (spec, sweep, walk) = parse_walk_forward(&body.spec)?;
+    let job = check_grid(&ctx, &user, &headers, body, spec, sweep, Some(walk)).await?;
     submit(&ctx, &user, request_id, &headers, job).await
 }
 
-/// Checks a sweep's precision and grid against the caller's tier: the grid is counted before it
-/// is built, and both happen off the threads that serve requests (a grid can hold millions of
-/// sets).
+/// How long a sweep's grid may take to check (count, expand, bind every set) before the
+/// request is refused: far beyond what any grid within a tier's `sweep_sets` needs here, and a
+/// bound on what a hostile one can take from the api.
+const VALIDATION_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Sets its flag when dropped, so the engine's checking loops stop soon after the request that
+/// started them is answered, has timed out, or was dropped by its client.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Checks a sweep's precision, `top` and grid against the caller's tier. Cheap checks first,
+/// then the submission is counted against its rate, then the grid is counted before it is
+/// built; counting and building run off the threads that serve requests (a grid can hold
+/// millions of sets), under [`VALIDATION_DEADLINE`], and stop when the request goes.
 async fn check_grid(
     ctx: &ApiContext,
     user: &AuthUser,
-    kind: JobKind,
-    body: Submission,
+    headers: &HeaderMap,
+    mut body: Submission,
     spec: BacktestSpec,
     sweep: SweepSpec,
+    walk_forward: Option<WalkForwardSpec>,
 ) -> ApiResult<Validated> {
+    let kind = match walk_forward {
+        Some(_) => JobKind::WalkForward,
+        None => JobKind::Sweep,
+    };
     crate::quota::check_precision(ctx, user, spec.precision)?;
+    if kind == JobKind::Sweep {
+        crate::quota::check_sweep_top(ctx, user, sweep.top)?;
+    }
+    super::jobs::count_submission(ctx, user, headers, &mut body).await?;
     let limit = ctx.config.tiers.quota(user.tier).sweep_sets;
-    let (spec, plan, count) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let validation = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let plan = spec.plan_sweep()?;
         // Counted first, so a grid far beyond the quota is refused without being built.
         let counted = sweep
-            .count_sets(&plan.strategy, limit.unwrap_or(u64::MAX))
+            .count_sets(&plan.strategy, limit.unwrap_or(u64::MAX), &stop)
             .map_err(SpecErrors)?;
-        if let SetCount::MoreThan(_) = counted {
-            return Ok((spec, plan, counted));
+        if let SetCount::MoreThan(_) | SetCount::TooManyToCount(_) = counted {
+            return Ok((spec, sweep, plan, counted, None));
         }
-        // Expanding the grid checks that every set binds (integer periods, say).
-        let sets = sweep.parameter_sets(&plan.strategy).map_err(SpecErrors)?;
-        Ok((spec, plan, SetCount::Exactly(sets.len() as u64)))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("sweep validation: {e}")))??;
+        if let SetCount::Exactly(sets) | SetCount::AtMost(sets) = counted {
+            if limit.is_some_and(|limit| sets > limit) {
+                return Ok((spec, sweep, plan, counted, None));
+            }
+        }
+        // Expanding the grid checks that every set binds (integer periods, say) and counts the
+        // indicator columns the sets need between them.
+        let expanded = sweep.expand(&plan.strategy, &stop).map_err(SpecErrors)?;
+        let count = SetCount::Exactly(expanded.sets.len() as u64);
+        Ok((spec, sweep, plan, count, Some(expanded)))
+    });
+    let (spec, sweep, plan, count, expanded) =
+        match tokio::time::timeout(VALIDATION_DEADLINE, validation).await {
+            Ok(joined) => {
+                joined.map_err(|e| ApiError::Internal(format!("sweep validation: {e}")))??
+            }
+            Err(_) => {
+                return Err(ApiError::field(
+                    "grid",
+                    format!(
+                        "checking the grid took longer than {} s; narrow its ranges or draw \
+                         some of its sets with samples",
+                        VALIDATION_DEADLINE.as_secs()
+                    ),
+                ))
+            }
+        };
     crate::quota::check_sweep_sets(ctx, user, count)?;
-    Ok(Validated::new(kind, body, &spec, plan))
+    let mut job = Validated::new(kind, body, &spec, plan);
+    if let Some(expanded) = expanded {
+        let sets = expanded.sets.len() as u64;
+        job.demand = Some(Demand {
+            indicator_columns: expanded.indicator_columns as u64,
+            sets,
+            // A walk-forward keeps its stitched out-of-sample curve; a sweep its `top` best.
+            kept_curves: match walk_forward {
+                Some(_) => 1,
+                None => (sweep.top.unwrap_or(0) as u64).min(sets),
+            },
+            walk_forward,
+            clock: None,
+        });
+    }
+    Ok(job)
 }

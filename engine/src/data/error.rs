@@ -299,6 +299,12 @@ pub enum RowProblem {
         /// The cell's text.
         text: String,
     },
+    /// A book row that opens one price level more than a side of the book may hold
+    /// ([`MAX_BOOK_LEVELS`](crate::limits::MAX_BOOK_LEVELS)).
+    TooManyLevels {
+        /// `bid` or `ask`.
+        side: &'static str,
+    },
 }
 
 impl fmt::Display for RowProblem {
@@ -339,6 +345,12 @@ impl fmt::Display for RowProblem {
             RowProblem::TradeSide { text } => {
                 write!(f, "side \"{text}\" of a trade is not buy, sell or empty")
             }
+            RowProblem::TooManyLevels { side } => write!(
+                f,
+                "this {side} level would be price level {} of the {side} side; a book holds at most {}",
+                crate::limits::MAX_BOOK_LEVELS + 1,
+                crate::limits::MAX_BOOK_LEVELS
+            ),
         }
     }
 }

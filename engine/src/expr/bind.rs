@@ -9,6 +9,7 @@ use super::error::ExprError;
 use super::eval::{Condition, Field, Id, IndicatorCall, Op};
 use super::Params;
 use crate::indicators;
+use crate::limits::MAX_INDICATOR_COLUMNS;
 
 /// The series an expression can name, in the order error messages list them.
 pub(crate) const SERIES: [&str; 5] = ["open", "high", "low", "close", "volume"];
@@ -222,6 +223,7 @@ impl Ast {
             ops: Vec::new(),
             keys: Vec::new(),
             ids: HashMap::new(),
+            indicators: HashMap::new(),
         };
         let root = binder.bind(&self.root)?;
         let canonical = binder.keys[root.id].clone();
@@ -251,6 +253,8 @@ struct Binder<'a> {
     keys: Vec<String>,
     /// Canonical form to node, so that each distinct sub-expression is one node.
     ids: HashMap<String, Id>,
+    /// Distinct indicator calls so far (cache keys) and the columns each computes.
+    indicators: HashMap<String, usize>,
 }
 
 impl Binder<'_> {
@@ -585,7 +589,39 @@ impl Binder<'_> {
                 (op, Ty::Numbers)
             }
         };
+        if let Op::Indicator {
+            call, cache_key, ..
+        } = &op
+        {
+            self.count_columns(cache_key, call.columns(), node.column)?;
+        }
         Ok(self.add(key, op, ty))
+    }
+
+    /// Counts a call's indicator columns once per distinct call (`cache_key`), refusing an
+    /// expression whose calls hold more than [`MAX_INDICATOR_COLUMNS`] between them: the cache
+    /// keeps every one for the whole job.
+    fn count_columns(
+        &mut self,
+        cache_key: &str,
+        columns: usize,
+        column: usize,
+    ) -> Result<(), ExprError> {
+        if self.indicators.contains_key(cache_key) {
+            return Ok(());
+        }
+        let total = self.indicators.values().sum::<usize>() + columns;
+        if total > MAX_INDICATOR_COLUMNS {
+            return Err(self.error(
+                column,
+                format!(
+                    "too many indicators: {cache_key} would be indicator column {total}, more \
+                     than the {MAX_INDICATOR_COLUMNS} distinct columns one strategy may compute"
+                ),
+            ));
+        }
+        self.indicators.insert(cache_key.to_owned(), columns);
+        Ok(())
     }
 
     /// Checks that `v` is an integer of at least `min` (and at most [`MAX_PERIOD`]).

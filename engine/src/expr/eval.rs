@@ -65,6 +65,14 @@ pub(crate) enum IndicatorCall {
 }
 
 impl IndicatorCall {
+    /// Columns one call computes and the cache keeps: three for MACD and Bollinger bands.
+    pub(crate) fn columns(self) -> usize {
+        match self {
+            IndicatorCall::Window(..) | IndicatorCall::Atr(_) => 1,
+            IndicatorCall::Macd { .. } | IndicatorCall::Bollinger { .. } => 3,
+        }
+    }
+
     /// Every output of the call, in the order `Op::Indicator::output` indexes them.
     fn compute(self, input: &[f64], bars: &Bars, n: usize) -> Vec<Vec<f64>> {
         match self {
@@ -248,6 +256,19 @@ impl Condition {
             Some(Op::Flag(value)) => Some(*value),
             _ => None,
         }
+    }
+
+    /// The distinct indicator calls this condition computes, by their cache key (e.g.
+    /// `sma(close,10)`), with the columns each keeps in the [`SeriesCache`] (three for MACD and
+    /// Bollinger bands): what evaluating it adds to the cache.
+    pub fn indicator_columns(&self) -> impl Iterator<Item = (&str, usize)> {
+        let mut seen = std::collections::HashSet::new();
+        self.ops.iter().filter_map(move |op| match op {
+            Op::Indicator {
+                call, cache_key, ..
+            } if seen.insert(cache_key.as_str()) => Some((cache_key.as_str(), call.columns())),
+            _ => None,
+        })
     }
 
     /// Evaluates a numeric expression (bound with `bind_numeric`), for tests.

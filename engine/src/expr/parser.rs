@@ -3,10 +3,11 @@
 use super::ast::{Ast, BinOp, Node, NodeKind};
 use super::error::ExprError;
 use super::lexer::{tokenize, Tok, Token};
+use crate::limits::MAX_EXPRESSION_BYTES;
 
 /// Deepest tree (and deepest nesting of parentheses, calls and unary operators) accepted, so
 /// that no input can exhaust the stack while parsing, binding or dropping the tree.
-pub(crate) const MAX_DEPTH: usize = 200;
+pub(crate) const MAX_DEPTH: usize = crate::limits::MAX_EXPRESSION_DEPTH;
 
 /// What may start an operand, for "expected ..." messages.
 const EXPECTED_OPERAND: &str =
@@ -14,6 +15,22 @@ const EXPECTED_OPERAND: &str =
 
 /// Parses `source` into a syntax tree (syntax only: names and types are checked by `bind`).
 pub(crate) fn parse(source: &str) -> Result<Ast, ExprError> {
+    if source.len() > MAX_EXPRESSION_BYTES {
+        // The column where the limit is passed, in characters as every column is.
+        let column = source
+            .char_indices()
+            .take_while(|&(at, _)| at < MAX_EXPRESSION_BYTES)
+            .count()
+            + 1;
+        return Err(ExprError::new(
+            source,
+            column,
+            format!(
+                "the expression is {} bytes long, more than the {MAX_EXPRESSION_BYTES} allowed",
+                source.len()
+            ),
+        ));
+    }
     let tokens = tokenize(source)?;
     if tokens.len() == 1 {
         return Err(ExprError::new(

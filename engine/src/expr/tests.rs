@@ -648,20 +648,98 @@ fn periods_must_be_positive_integers_at_bind_time() {
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let p = Params::new();
-    let deep = format!("{}close{} > 1", "(".repeat(100_000), ")".repeat(100_000));
+    // 300 levels, past the 200 allowed, in fewer bytes than an expression may have.
+    let deep = format!("{}close{} > 1", "(".repeat(300), ")".repeat(300));
     let e = error(&deep, &p);
     assert!(e.message.contains("nested too deeply"), "{}", e.message);
-    let minus = format!("{}close > 1", "-".repeat(100_000));
+    let minus = format!("{}close > 1", "-".repeat(300));
     assert!(error(&minus, &p).message.contains("nested too deeply"));
-    let nots = format!("{}true", "not ".repeat(100_000));
+    let nots = format!("{}true", "not ".repeat(300));
     assert!(error(&nots, &p).message.contains("nested too deeply"));
-    let calls = format!("{}close{} > 1", "abs(".repeat(100_000), ")".repeat(100_000));
+    let calls = format!("{}close{} > 1", "abs(".repeat(300), ")".repeat(300));
     assert!(error(&calls, &p).message.contains("nested too deeply"));
-    let chain = format!("close{} > 1", " + close".repeat(100_000));
+    let chain = format!("close{} > 1", " + close".repeat(300));
     assert!(error(&chain, &p).message.contains("nested too deeply"));
     // Realistic depth is fine.
     let ok = format!("{}close{} > 1", "(".repeat(50), ")".repeat(50));
     assert!(compile(&ok, &p).is_ok());
+}
+
+#[test]
+fn expressions_longer_than_the_limit_are_refused_before_parsing() {
+    use crate::limits::MAX_EXPRESSION_BYTES;
+    let p = Params::new();
+    // A 100,000-level nesting is refused for its length, without recursing.
+    let deep = format!("{}close{} > 1", "(".repeat(100_000), ")".repeat(100_000));
+    let e = error(&deep, &p);
+    assert_eq!(
+        e.message,
+        format!(
+            "the expression is 200009 bytes long, more than the {MAX_EXPRESSION_BYTES} allowed"
+        )
+    );
+    assert_eq!(e.column, MAX_EXPRESSION_BYTES + 1);
+    // Exactly at the limit parses; columns count characters, not bytes.
+    let padded = format!("close > 1{}", " ".repeat(MAX_EXPRESSION_BYTES - 9));
+    assert!(compile(&padded, &p).is_ok());
+    let wide = format!("close > 1 {}", "é".repeat(MAX_EXPRESSION_BYTES / 2));
+    let e = error(&wide, &p);
+    assert_eq!(
+        e.column,
+        10 + (MAX_EXPRESSION_BYTES - 10) / 2 + 1,
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn distinct_indicator_columns_are_limited_at_bind_time() {
+    use crate::limits::MAX_INDICATOR_COLUMNS;
+    let p = Params::new();
+    // A balanced max(...) tree of sma calls: as deep as it is wide in log2, few bytes each.
+    fn tree_of(calls: &[String]) -> String {
+        match calls {
+            [one] => one.clone(),
+            many => {
+                let (a, b) = many.split_at(many.len() / 2);
+                format!("max({},{})", tree_of(a), tree_of(b))
+            }
+        }
+    }
+    let calls = |n: usize| {
+        (1..=n)
+            .map(|i| format!("sma(close,{i})"))
+            .collect::<Vec<_>>()
+    };
+    let at_limit = format!("{} > 0", tree_of(&calls(MAX_INDICATOR_COLUMNS)));
+    assert!(at_limit.len() < crate::limits::MAX_EXPRESSION_BYTES);
+    assert!(compile(&at_limit, &p).is_ok());
+    let over = format!("{} > 0", tree_of(&calls(MAX_INDICATOR_COLUMNS + 1)));
+    let e = error(&over, &p);
+    assert_eq!(
+        e.message,
+        format!(
+            "too many indicators: sma(close,{}) would be indicator column {}, more than the \
+             {MAX_INDICATOR_COLUMNS} distinct columns one strategy may compute",
+            MAX_INDICATOR_COLUMNS + 1,
+            MAX_INDICATOR_COLUMNS + 1
+        )
+    );
+    let column = over
+        .find(&format!("sma(close,{})", MAX_INDICATOR_COLUMNS + 1))
+        .unwrap()
+        + 1;
+    assert_eq!(e.column, column);
+    // The same call again is the same column; MACD counts three.
+    let repeated = format!("{} > 0", tree_of(&vec!["sma(close,5)".to_owned(); 300]));
+    assert!(compile(&repeated, &p).is_ok());
+    let macds: Vec<String> = (1..=86).map(|i| format!("macd(close,{i},30,9)")).collect();
+    let e = error(&format!("{} > 0", tree_of(&macds)), &p);
+    assert!(
+        e.message.contains("would be indicator column 258"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]

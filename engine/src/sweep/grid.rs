@@ -1,7 +1,8 @@
 //! From a [`SweepSpec`] to parameter sets: grid values, the cartesian product in grid order, a
 //! seeded random sample of it, and the constraint on parameters.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -9,19 +10,33 @@ use serde::{Deserialize, Serialize};
 
 use super::SweepSpec;
 use crate::expr::{self, Ast, ExprError, Params, SERIES_NAMES};
+use crate::limits::{
+    MAX_CONSTRAINT_BYTES, MAX_GRID_SETS, MAX_GRID_VALUES, MAX_INDICATOR_COLUMNS,
+    MAX_JOB_INDICATOR_COLUMNS,
+};
 use crate::metrics::METRIC_NAMES;
 use crate::spec::SpecError;
-use crate::strategy::Strategy;
-
-/// Most values one parameter's range may produce (a guard against `0:1e9:1`).
-const MAX_VALUES: usize = 1_000_000;
-
-/// Most sets a sweep enumerates; a larger grid needs `samples`.
-const MAX_SETS: u64 = 10_000_000;
+use crate::strategy::{CompiledStrategy, Strategy};
 
 /// With `samples`, how many sets are drawn per wanted set before a rarely true constraint is
 /// given up on (the sets found so far are used).
 const DRAWS_PER_SAMPLE: u64 = 1_000;
+
+/// Counting what a constraint keeps examines at most this many grid sets per set the caller's
+/// limit allows: a grid a hundred times larger than the limit is refused without evaluating
+/// its constraint (see [`SetCount::TooManyToCount`]).
+pub const EXAMINED_PER_ALLOWED_SET: u64 = 100;
+
+/// How often (in sets) long loops look at the stop flag.
+const STOP_CHECK_EVERY: u64 = 4096;
+
+/// The error of a validation stopped by its caller (its deadline passed, or the request went).
+fn stopped() -> Vec<SpecError> {
+    vec![SpecError::new(
+        "grid",
+        "validation of the grid was stopped before it finished",
+    )]
+}
 
 /// One parameter's values: `"5:50:5"` (start:stop:step, stop included when it lands on the
 /// grid), `"20,50,100"` or `[20, 50, 100]` (a list), or `10` / `"10"` (one value).
@@ -37,22 +52,59 @@ pub enum GridValues {
 }
 
 impl GridValues {
+    /// How many values [`values`](Self::values) gives, worked out without producing them (a
+    /// range's length arithmetically, a list's by counting its items); errors name the field
+    /// `grid.<name>`. The values themselves are checked later.
+    pub fn count(&self, name: &str) -> Result<usize, SpecError> {
+        let error = |message: String| SpecError::new(format!("grid.{name}"), message);
+        let len = match self {
+            GridValues::Text(text) if text.contains(':') => {
+                let (start, stop, step) = parse_range(text).map_err(error)?;
+                range_len(start, stop, step).map_err(error)?
+            }
+            GridValues::Text(text) => {
+                // Each item is checked here, so a bad one is reported with the other problems.
+                let usage =
+                    || format!("expected start:stop:step or a list like 20,50,100, got '{text}'");
+                let mut items = 0;
+                for item in text.split(',') {
+                    item.trim().parse::<f64>().map_err(|_| error(usage()))?;
+                    items += 1;
+                }
+                items
+            }
+            GridValues::List(list) => list.len(),
+            GridValues::One(_) => 1,
+        };
+        if len == 0 {
+            return Err(error("the list of values is empty".to_owned()));
+        }
+        if len > MAX_GRID_VALUES {
+            return Err(error(format!(
+                "the list has {len} values, more than the {MAX_GRID_VALUES} allowed"
+            )));
+        }
+        Ok(len)
+    }
+
     /// The values, in the order given (a range ascending); errors name the field `grid.<name>`.
     pub fn values(&self, name: &str) -> Result<Vec<f64>, SpecError> {
+        self.count(name)?;
         let error = |message: String| SpecError::new(format!("grid.{name}"), message);
         let values = match self {
             GridValues::Text(text) => parse_text(text).map_err(error)?,
             GridValues::List(list) => list.clone(),
             GridValues::One(value) => vec![*value],
         };
-        if values.is_empty() {
-            return Err(error("the list of values is empty".to_owned()));
-        }
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             return Err(error(format!("values must be finite numbers, got {bad}")));
         }
-        for (i, value) in values.iter().enumerate() {
-            if values[..i].contains(value) {
+        // By bit pattern, in one pass: a quadratic search took seconds on a long range. Values
+        // are finite here; -0 is 0.
+        let mut seen = HashSet::with_capacity(values.len());
+        for value in &values {
+            let bits = if *value == 0.0 { 0 } else { value.to_bits() };
+            if !seen.insert(bits) {
                 return Err(error(format!("the value {value} is listed twice")));
             }
         }
@@ -60,27 +112,36 @@ impl GridValues {
     }
 }
 
-/// A range `start:stop:step`, a comma-separated list, or one number.
-fn parse_text(text: &str) -> Result<Vec<f64>, String> {
+/// The `start:stop:step` of a range.
+fn parse_range(text: &str) -> Result<(f64, f64, f64), String> {
     let usage = || format!("expected start:stop:step or a list like 20,50,100, got '{text}'");
     let number = |part: &str| part.trim().parse::<f64>().map_err(|_| usage());
+    let parts: Vec<&str> = text.splitn(4, ':').collect();
+    let [start, stop, step] = parts[..] else {
+        return Err(usage());
+    };
+    let (start, stop, step) = (number(start)?, number(stop)?, number(step)?);
+    if !(start.is_finite() && stop.is_finite() && step.is_finite()) {
+        return Err(usage());
+    }
+    Ok((start, stop, step))
+}
+
+/// A range `start:stop:step`, a comma-separated list, or one number.
+fn parse_text(text: &str) -> Result<Vec<f64>, String> {
     if text.contains(':') {
-        let parts: Vec<&str> = text.split(':').collect();
-        let [start, stop, step] = parts[..] else {
-            return Err(usage());
-        };
-        let (start, stop, step) = (number(start)?, number(stop)?, number(step)?);
-        if !(start.is_finite() && stop.is_finite() && step.is_finite()) {
-            return Err(usage());
-        }
+        let (start, stop, step) = parse_range(text)?;
         range(start, stop, step)
     } else {
-        text.split(',').map(number).collect()
+        let usage = || format!("expected start:stop:step or a list like 20,50,100, got '{text}'");
+        text.split(',')
+            .map(|part| part.trim().parse::<f64>().map_err(|_| usage()))
+            .collect()
     }
 }
 
-/// `start + i * step` for every `i` up to `stop`; integer stepping, so no error accumulates.
-fn range(start: f64, stop: f64, step: f64) -> Result<Vec<f64>, String> {
+/// How many values `start:stop:step` has, refusing more than [`MAX_GRID_VALUES`].
+fn range_len(start: f64, stop: f64, step: f64) -> Result<usize, String> {
     if step <= 0.0 {
         return Err(format!("step must be > 0, got {step}"));
     }
@@ -89,13 +150,18 @@ fn range(start: f64, stop: f64, step: f64) -> Result<Vec<f64>, String> {
     }
     // A stop within 1e-9 steps of a grid point is that grid point (0.1:0.3:0.1 has three).
     let steps = ((stop - start) / step + 1e-9).floor();
-    if steps >= MAX_VALUES as f64 {
+    if steps >= MAX_GRID_VALUES as f64 {
         return Err(format!(
-            "the range has {} values, more than the {MAX_VALUES} allowed",
+            "the range has {} values, more than the {MAX_GRID_VALUES} allowed",
             steps + 1.0
         ));
     }
-    let count = steps as usize + 1;
+    Ok(steps as usize + 1)
+}
+
+/// `start + i * step` for every `i` up to `stop`; integer stepping, so no error accumulates.
+fn range(start: f64, stop: f64, step: f64) -> Result<Vec<f64>, String> {
+    let count = range_len(start, stop, step)?;
     Ok((0..count)
         .map(|i| {
             let value = start + i as f64 * step;
@@ -122,13 +188,6 @@ struct Grid {
 }
 
 impl Grid {
-    /// Number of sets; `None` beyond `u64`.
-    fn size(&self) -> Option<u64> {
-        self.axes.iter().try_fold(1u64, |size, (_, values)| {
-            size.checked_mul(values.len() as u64)
-        })
-    }
-
     /// The set at position `index` of the product, with every parameter's value.
     fn set(&self, mut index: u64) -> Params {
         let mut params = self.base.clone();
@@ -141,6 +200,16 @@ impl Grid {
     }
 }
 
+/// A sweep's parameter sets, and what they ask of the indicator cache together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expanded {
+    /// The sets to run, in grid order.
+    pub sets: Vec<Params>,
+    /// Distinct indicator columns the sets compute between them: what the job's indicator
+    /// cache holds once every set has run (MACD and Bollinger bands count three each).
+    pub indicator_columns: usize,
+}
+
 impl SweepSpec {
     /// The parameter sets to run, in grid order: the strategy's parameters overridden by each
     /// grid point, those failing the constraint dropped, a random sample when `samples` is set.
@@ -149,6 +218,18 @@ impl SweepSpec {
     /// strategy's parameters, grid values, the objective, the constraint (with its column), and
     /// that the entry and exit expressions bind with every set (periods must be integers).
     pub fn parameter_sets(&self, strategy: &Strategy) -> Result<Vec<Params>, Vec<SpecError>> {
+        self.expand(strategy, &AtomicBool::new(false))
+            .map(|expanded| expanded.sets)
+    }
+
+    /// [`parameter_sets`](Self::parameter_sets), plus the distinct indicator columns the sets
+    /// use together (refused past [`MAX_JOB_INDICATOR_COLUMNS`]). Gives up with an error on
+    /// `grid` soon after `stop` is set: the api stops a validation whose deadline passed.
+    pub fn expand(
+        &self,
+        strategy: &Strategy,
+        stop: &AtomicBool,
+    ) -> Result<Expanded, Vec<SpecError>> {
         let Checked {
             grid,
             size,
@@ -164,9 +245,20 @@ impl SweepSpec {
         };
         let indices: Vec<u64> = match self.samples {
             Some(wanted) if (wanted as u64) < size => {
-                sample(size, wanted, self.seed.unwrap_or(0), keep)
+                sample(size, wanted, self.seed.unwrap_or(0), keep, stop)?
             }
-            _ => (0..size).filter(|&i| keep(i)).collect(),
+            _ => {
+                let mut kept = Vec::new();
+                for index in 0..size {
+                    if index % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                        return Err(stopped());
+                    }
+                    if keep(index) {
+                        kept.push(index);
+                    }
+                }
+                kept
+            }
         };
         if indices.is_empty() {
             let source = self.constraint.as_deref().unwrap_or_default();
@@ -183,45 +275,74 @@ impl SweepSpec {
             )]);
         }
         let sets: Vec<Params> = indices.into_iter().map(|i| grid.set(i)).collect();
-        // The first set that does not bind (a fractional period, say) is reported.
-        let mut errors = Vec::new();
-        for set in &sets {
-            for (ast, field) in [(&entry, "strategy.entry"), (&exit, "strategy.exit")] {
-                if let Err(e) = ast.bind(set) {
-                    errors.push(SpecError::expression(
+        let mut columns = Columns::default();
+        for (n, set) in sets.iter().enumerate() {
+            if n as u64 % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            // The first set that does not bind (a fractional period, say) is reported.
+            let bind = |ast: &Ast, field: &str| {
+                ast.bind(set).map_err(|e| {
+                    SpecError::expression(
                         field,
                         ExprError {
                             message: format!("{} (with {})", e.message, describe(set)),
                             ..e
                         },
-                    ));
-                }
-            }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
+                    )
+                })
+            };
+            let compiled = match (bind(&entry, "strategy.entry"), bind(&exit, "strategy.exit")) {
+                (Ok(entry), Ok(exit)) => CompiledStrategy { entry, exit },
+                (entry, exit) => return Err(entry.err().into_iter().chain(exit.err()).collect()),
+            };
+            columns.add(&compiled, set)?;
         }
-        Ok(sets)
+        Ok(Expanded {
+            sets,
+            indicator_columns: columns.total,
+        })
     }
 
     /// How many sets [`parameter_sets`](Self::parameter_sets) would give, counted without
     /// building them and given up past `limit`: a quota check that costs little for a grid far
-    /// beyond it. With `samples`, the count is the number wanted (an upper bound).
-    pub fn count_sets(&self, strategy: &Strategy, limit: u64) -> Result<SetCount, Vec<SpecError>> {
-        let Checked {
-            grid,
-            size,
-            constraint,
-            ..
-        } = self.check(strategy)?;
+    /// beyond it. The grid's size comes from the lengths of its lists and ranges, worked out
+    /// without producing their values; a constraint is evaluated only over a grid of at most
+    /// [`EXAMINED_PER_ALLOWED_SET`] times `limit` sets, and counting stops once more than
+    /// `limit` pass it, or soon after `stop` is set. With `samples`, the count is the number
+    /// wanted (an upper bound).
+    pub fn count_sets(
+        &self,
+        strategy: &Strategy,
+        limit: u64,
+        stop: &AtomicBool,
+    ) -> Result<SetCount, Vec<SpecError>> {
+        let shape = self.shape(strategy)?;
+        let size = shape.size;
         if let Some(wanted) = self.samples.filter(|&wanted| (wanted as u64) < size) {
             return Ok(SetCount::Exactly(wanted as u64));
         }
+        if self.constraint.is_none() {
+            return Ok(SetCount::Exactly(size));
+        }
+        if size <= limit {
+            // Whatever the constraint keeps is within the limit: no need to evaluate it here.
+            return Ok(SetCount::AtMost(size));
+        }
+        if size > limit.saturating_mul(EXAMINED_PER_ALLOWED_SET) {
+            return Ok(SetCount::TooManyToCount(size));
+        }
+        let Checked {
+            grid, constraint, ..
+        } = self.check_shaped(strategy, shape)?;
         let Some(constraint) = constraint else {
             return Ok(SetCount::Exactly(size));
         };
         let mut kept = 0;
         for index in 0..size {
+            if index % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
             if constraint
                 .bind(&grid.set(index))
                 .is_ok_and(|bound| bound.constant() == Some(true))
@@ -235,8 +356,9 @@ impl SweepSpec {
         Ok(SetCount::Exactly(kept))
     }
 
-    /// Checks the grid, the objective and the constraint; the grid ready to enumerate.
-    fn check(&self, strategy: &Strategy) -> Result<Checked, Vec<SpecError>> {
+    /// Checks the expressions, the objective, `samples` and the grid's names and lengths, and
+    /// works out the grid's size; no grid value is produced yet.
+    fn shape(&self, strategy: &Strategy) -> Result<Shape, Vec<SpecError>> {
         let mut errors = Vec::new();
         let mut parse = |source: &str, field: &str| {
             expr::parse(source)
@@ -245,10 +367,21 @@ impl SweepSpec {
         };
         let entry = parse(&strategy.entry, "strategy.entry");
         let exit = parse(&strategy.exit, "strategy.exit");
-        let constraint = self
-            .constraint
-            .as_deref()
-            .and_then(|source| parse(source, "constraint"));
+        let constraint = match self.constraint.as_deref() {
+            Some(source) if source.len() > MAX_CONSTRAINT_BYTES => {
+                errors.push(SpecError::new(
+                    "constraint",
+                    format!(
+                        "the constraint is {} bytes long, more than the {MAX_CONSTRAINT_BYTES} \
+                         allowed",
+                        source.len()
+                    ),
+                ));
+                None
+            }
+            Some(source) => parse(source, "constraint"),
+            None => None,
+        };
         if !METRIC_NAMES.contains(&self.objective.as_str()) {
             errors.push(SpecError::new(
                 "objective",
@@ -259,14 +392,19 @@ impl SweepSpec {
                 ),
             ));
         }
-        if self.samples == Some(0) {
-            errors.push(SpecError::new("samples", "must be >= 1, got 0"));
+        match self.samples {
+            Some(0) => errors.push(SpecError::new("samples", "must be >= 1, got 0")),
+            Some(wanted) if wanted as u64 > MAX_GRID_SETS => errors.push(SpecError::new(
+                "samples",
+                format!("at most {MAX_GRID_SETS} sets are drawn, got {wanted}"),
+            )),
+            _ => {}
         }
         let known: Option<BTreeSet<String>> = match (&entry, &exit) {
             (Some(entry), Some(exit)) => Some(&entry.parameters() | &exit.parameters()),
             _ => None,
         };
-        let mut axes = Vec::with_capacity(self.grid.len());
+        let mut lengths = Vec::with_capacity(self.grid.len());
         for (name, values) in &self.grid {
             if let Some(known) = known.as_ref().filter(|known| !known.contains(name)) {
                 let list = known.iter().cloned().collect::<Vec<_>>().join(", ");
@@ -279,43 +417,128 @@ impl SweepSpec {
                 ));
                 continue;
             }
-            match values.values(name) {
-                Ok(values) => axes.push((name.clone(), values)),
+            match values.count(name) {
+                Ok(len) => lengths.push(len as u64),
                 Err(e) => errors.push(e),
             }
         }
         let (Some(entry), Some(exit), true) = (entry, exit, errors.is_empty()) else {
             return Err(errors);
         };
+        let size = lengths
+            .iter()
+            .try_fold(1u64, |size, &len| size.checked_mul(len))
+            .ok_or_else(|| {
+                vec![SpecError::new(
+                    "grid",
+                    "the grid has more than 2^64 parameter sets",
+                )]
+            })?;
+        if size > MAX_GRID_SETS && self.samples.is_none_or(|wanted| wanted as u64 >= size) {
+            return Err(vec![SpecError::new(
+                "grid",
+                format!(
+                    "the grid has {size} parameter sets, more than the {MAX_GRID_SETS} a sweep \
+                     runs; use samples to draw some of them"
+                ),
+            )]);
+        }
+        Ok(Shape {
+            entry,
+            exit,
+            constraint,
+            size,
+        })
+    }
+
+    /// Checks the grid, the objective and the constraint; the grid ready to enumerate.
+    fn check(&self, strategy: &Strategy) -> Result<Checked, Vec<SpecError>> {
+        let shape = self.shape(strategy)?;
+        self.check_shaped(strategy, shape)
+    }
+
+    /// [`check`](Self::check) once [`shape`](Self::shape) passed: the grid's values (each list
+    /// within [`MAX_GRID_VALUES`] by now) and the constraint.
+    fn check_shaped(&self, strategy: &Strategy, shape: Shape) -> Result<Checked, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        let mut axes = Vec::with_capacity(self.grid.len());
+        for (name, values) in &self.grid {
+            match values.values(name) {
+                Ok(values) => axes.push((name.clone(), values)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let grid = Grid {
             base: strategy.params.clone(),
             axes,
         };
-        let size = grid.size().ok_or_else(|| {
-            vec![SpecError::new(
-                "grid",
-                "the grid has more than 2^64 parameter sets",
-            )]
-        })?;
-        if let Some(constraint) = &constraint {
+        if let Some(constraint) = &shape.constraint {
             check_constraint(constraint, &grid.set(0)).map_err(|e| vec![e])?;
-        }
-        if size > MAX_SETS && self.samples.is_none_or(|wanted| wanted as u64 >= size) {
-            return Err(vec![SpecError::new(
-                "grid",
-                format!(
-                    "the grid has {size} parameter sets, more than the {MAX_SETS} a sweep runs; \
-                     use samples to draw some of them"
-                ),
-            )]);
         }
         Ok(Checked {
             grid,
-            size,
-            constraint,
-            entry,
-            exit,
+            size: shape.size,
+            constraint: shape.constraint,
+            entry: shape.entry,
+            exit: shape.exit,
         })
+    }
+}
+
+/// A sweep spec whose expressions parsed and whose grid's size is known.
+struct Shape {
+    entry: Ast,
+    exit: Ast,
+    constraint: Option<Ast>,
+    /// Sets in the whole grid, before the constraint.
+    size: u64,
+}
+
+/// The distinct indicator columns of a sweep's sets, counted as they are bound.
+#[derive(Default)]
+struct Columns {
+    /// Cache keys seen so far.
+    seen: HashSet<String>,
+    /// Columns they hold between them.
+    total: usize,
+}
+
+impl Columns {
+    /// Adds one set's calls; refuses a set beyond [`MAX_INDICATOR_COLUMNS`] (entry and exit
+    /// together) and a sweep beyond [`MAX_JOB_INDICATOR_COLUMNS`].
+    fn add(&mut self, strategy: &CompiledStrategy, set: &Params) -> Result<(), Vec<SpecError>> {
+        let own = strategy.indicator_columns();
+        let per_set: usize = own.values().sum();
+        if per_set > MAX_INDICATOR_COLUMNS {
+            return Err(vec![SpecError::new(
+                "strategy",
+                format!(
+                    "entry and exit use {per_set} distinct indicator columns with {}, more than \
+                     the {MAX_INDICATOR_COLUMNS} one strategy may compute",
+                    describe(set)
+                ),
+            )]);
+        }
+        for (key, columns) in own {
+            if !self.seen.contains(key) {
+                self.seen.insert(key.to_owned());
+                self.total += columns;
+            }
+        }
+        if self.total > MAX_JOB_INDICATOR_COLUMNS {
+            return Err(vec![SpecError::new(
+                "grid",
+                format!(
+                    "the parameter sets use more than {MAX_JOB_INDICATOR_COLUMNS} distinct \
+                     indicator columns between them (each is kept for the whole job); narrow \
+                     the grid of the parameters the indicators take"
+                ),
+            )]);
+        }
+        Ok(())
     }
 }
 
@@ -334,8 +557,13 @@ struct Checked {
 pub enum SetCount {
     /// This many.
     Exactly(u64),
+    /// At most this many: the whole grid, before a constraint that was not evaluated.
+    AtMost(u64),
     /// More than this many (counting stopped there).
     MoreThan(u64),
+    /// A constrained grid of this many sets, too large to evaluate its constraint over for the
+    /// limit asked ([`EXAMINED_PER_ALLOWED_SET`] times it).
+    TooManyToCount(u64),
 }
 
 /// `fast=5, slow=20`.
@@ -412,15 +640,25 @@ fn first_bar_dependent(source: &str) -> Option<(usize, String, bool)> {
 
 /// Up to `wanted` distinct grid positions out of `size`, drawn uniformly without replacement
 /// (a lazy Fisher-Yates shuffle seeded with `seed`), keeping those `keep` accepts; ascending.
-fn sample(size: u64, wanted: usize, seed: u64, keep: impl Fn(u64) -> bool) -> Vec<u64> {
+fn sample(
+    size: u64,
+    wanted: usize,
+    seed: u64,
+    keep: impl Fn(u64) -> bool,
+    stop: &AtomicBool,
+) -> Result<Vec<u64>, Vec<SpecError>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Positions whose content differs from the identity, as in an array shuffled in place.
     let mut moved: HashMap<u64, u64> = HashMap::new();
     let budget = size.min((wanted as u64).saturating_mul(DRAWS_PER_SAMPLE));
-    let mut kept = Vec::with_capacity(wanted);
+    // `wanted` is the user's number: never allocate by it beyond what can be drawn.
+    let mut kept = Vec::with_capacity(wanted.min(budget.min(MAX_GRID_SETS) as usize));
     for position in 0..budget {
         if kept.len() == wanted {
             break;
+        }
+        if position % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+            return Err(stopped());
         }
         let pick = rng.random_range(position..size);
         let drawn = moved.get(&pick).copied().unwrap_or(pick);
@@ -433,7 +671,7 @@ fn sample(size: u64, wanted: usize, seed: u64, keep: impl Fn(u64) -> bool) -> Ve
         }
     }
     kept.sort_unstable();
-    kept
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -642,15 +880,16 @@ mod tests {
     #[test]
     fn sampling_is_uniform_without_replacement() {
         // Every position is drawn, exactly once, when all are wanted.
-        let mut all = sample(1000, 1000, 5, |_| true);
+        let mut all = sample(1000, 1000, 5, |_| true, &AtomicBool::new(false)).unwrap();
         all.dedup();
         assert_eq!(all, (0..1000).collect::<Vec<u64>>());
         // Draws from a grid too large to list stay distinct and in range.
-        let big = sample(u64::MAX, 1000, 5, |_| true);
+        let big = sample(u64::MAX, 1000, 5, |_| true, &AtomicBool::new(false)).unwrap();
         assert_eq!(big.len(), 1000);
         assert!(big.windows(2).all(|w| w[0] < w[1]));
         // Half of each half: roughly even (fixed seed, so exact).
-        let low = sample(1000, 500, 11, |_| true)
+        let low = sample(1000, 500, 11, |_| true, &AtomicBool::new(false))
+            .unwrap()
             .iter()
             .filter(|&&i| i < 500)
             .count();
@@ -728,27 +967,44 @@ mod tests {
     #[test]
     fn sets_are_counted_without_being_built_and_counting_stops_past_the_limit() {
         let strategy = template("sma_cross");
+        let go = AtomicBool::new(false);
+        // 1,000,000 x 1,000,000 sets, more than a sweep runs: refused from the lengths alone.
+        let huge = spec(&[("fast", text("1:1000000:1")), ("slow", text("1:1000000:1"))]);
+        let errors = huge.count_sets(&strategy, 100, &go).unwrap_err();
+        assert_eq!(errors[0].field, "grid");
+        assert!(errors[0].message.contains("1000000000000 parameter sets"));
         // 2,000 x 2,000 = 4,000,000 sets: counting must not enumerate them.
         let grid = spec(&[("fast", text("1:2000:1")), ("slow", text("1:2000:1"))]);
         assert_eq!(
-            grid.count_sets(&strategy, 100),
+            grid.count_sets(&strategy, 100, &go),
             Ok(SetCount::Exactly(4_000_000))
         );
+        // With a constraint, a grid over 100 times the limit is not evaluated at all...
         let constrained = SweepSpec {
             constraint: Some("fast < slow".to_owned()),
             ..grid.clone()
         };
         assert_eq!(
-            constrained.count_sets(&strategy, 100),
-            Ok(SetCount::MoreThan(100))
+            constrained.count_sets(&strategy, 100, &go),
+            Ok(SetCount::TooManyToCount(4_000_000))
         );
+        // ... a smaller one is counted until the limit is passed...
+        assert_eq!(
+            constrained.count_sets(&strategy, 100_000, &go),
+            Ok(SetCount::MoreThan(100_000))
+        );
+        // ... and one within the limit needs no evaluation.
         let small = SweepSpec {
             constraint: Some("fast < slow".to_owned()),
             ..spec(&[("fast", text("5:20:5")), ("slow", text("10:30:10"))])
         };
+        assert_eq!(
+            small.count_sets(&strategy, 100, &go),
+            Ok(SetCount::AtMost(12))
+        );
         let built = small.parameter_sets(&strategy).unwrap().len() as u64;
         assert_eq!(
-            small.count_sets(&strategy, 100),
+            small.count_sets(&strategy, 10, &go),
             Ok(SetCount::Exactly(built))
         );
         let sampled = SweepSpec {
@@ -756,8 +1012,137 @@ mod tests {
             ..grid
         };
         assert_eq!(
-            sampled.count_sets(&strategy, 100),
+            sampled.count_sets(&strategy, 100, &go),
             Ok(SetCount::Exactly(50))
+        );
+    }
+
+    #[test]
+    fn a_stopped_count_or_expansion_gives_up() {
+        let strategy = template("sma_cross");
+        let stop = AtomicBool::new(true);
+        let constrained = SweepSpec {
+            constraint: Some("fast > slow".to_owned()),
+            ..spec(&[("fast", text("1:2000:1")), ("slow", text("1:2000:1"))])
+        };
+        let errors = constrained
+            .count_sets(&strategy, 100_000, &stop)
+            .unwrap_err();
+        assert_eq!(errors[0].field, "grid");
+        assert!(errors[0].message.contains("stopped"), "{errors:?}");
+        let errors = constrained.expand(&strategy, &stop).unwrap_err();
+        assert!(errors[0].message.contains("stopped"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_long_range_is_checked_for_duplicates_in_linear_time() {
+        // A quadratic check took seconds here; a million values take milliseconds.
+        let started = std::time::Instant::now();
+        assert_eq!(text("1:1000000:1").values("x").unwrap().len(), 1_000_000);
+        let mut list: Vec<f64> = (0..200_000).map(f64::from).collect();
+        list.push(0.0);
+        assert_eq!(
+            message(GridValues::List(list)),
+            "grid.fast: the value 0 is listed twice"
+        );
+        assert_eq!(
+            message(GridValues::List(vec![0.0, -0.0])),
+            "grid.fast: the value -0 is listed twice"
+        );
+        assert!(
+            started.elapsed().as_secs_f64() < 2.0,
+            "{:?}",
+            started.elapsed()
+        );
+        // Lengths without values: a list's items, a range's steps.
+        assert_eq!(text("1:1000000:1").count("x"), Ok(1_000_000));
+        assert_eq!(text("5,6,7").count("x"), Ok(3));
+        assert_eq!(
+            GridValues::List(vec![1.0; MAX_GRID_VALUES + 1])
+                .count("fast")
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "grid.fast: the list has {} values, more than the {MAX_GRID_VALUES} allowed",
+                MAX_GRID_VALUES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn huge_samples_and_long_constraints_are_refused() {
+        let strategy = template("sma_cross");
+        let sampled = SweepSpec {
+            samples: Some(1 << 45),
+            ..spec(&[("fast", text("1:1000:1")), ("slow", text("1:1000:1"))])
+        };
+        assert_eq!(
+            errors(&sampled, &strategy),
+            [format!(
+                "samples: at most {MAX_GRID_SETS} sets are drawn, got 35184372088832"
+            )]
+        );
+        let long = SweepSpec {
+            constraint: Some(format!("fast < slow{}", " ".repeat(MAX_CONSTRAINT_BYTES))),
+            ..spec(&[("fast", text("1:10:1"))])
+        };
+        let errors = errors(&long, &strategy);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(
+                "constraint: the constraint is 1035 bytes long, more than the 1024 allowed"
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn indicator_columns_are_counted_over_every_set() {
+        let strategy = template("sma_cross");
+        // fast 5..50 and slow 20..200 share 20 and 40: 10 + 10 - 2 columns.
+        let expanded = spec(&[("fast", text("5:50:5")), ("slow", text("20:200:20"))])
+            .expand(&strategy, &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(expanded.sets.len(), 100);
+        assert_eq!(expanded.indicator_columns, 18);
+        // Overlapping values are one column each.
+        let expanded = spec(&[("fast", text("10:30:10")), ("slow", text("10:30:10"))])
+            .expand(&strategy, &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(expanded.indicator_columns, 3);
+        // MACD keeps three columns per distinct call.
+        let macd = Strategy::from_spec(&StrategySpec {
+            entry: Some("macd(close, fast, 26, 9) > macd_signal(close, fast, 26, 9)".to_owned()),
+            exit: Some("macd_hist(close, fast, 26, 9) < 0".to_owned()),
+            params: [("fast".to_owned(), 12.0)].into(),
+            ..StrategySpec::default()
+        })
+        .unwrap();
+        let expanded = spec(&[("fast", text("2:12:1"))])
+            .expand(&macd, &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(expanded.indicator_columns, 33);
+    }
+
+    #[test]
+    fn a_sweep_over_too_many_indicator_columns_is_refused() {
+        // A new column in every set: 70,001 in all, past the job's limit.
+        let strategy = Strategy::from_spec(&StrategySpec {
+            entry: Some("sma(close, a) > sma(close, b)".to_owned()),
+            exit: Some("close < 0".to_owned()),
+            params: [("a".to_owned(), 1.0), ("b".to_owned(), 2.0)].into(),
+            ..StrategySpec::default()
+        })
+        .unwrap();
+        let wide = spec(&[("a", text("1:70000:1")), ("b", text("100000"))]);
+        let errors = errors(&wide, &strategy);
+        assert_eq!(
+            errors,
+            [format!(
+                "grid: the parameter sets use more than {MAX_JOB_INDICATOR_COLUMNS} distinct \
+                 indicator columns between them (each is kept for the whole job); narrow the \
+                 grid of the parameters the indicators take"
+            )]
         );
     }
 

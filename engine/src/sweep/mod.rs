@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::expr::Params;
 use crate::metrics::Metrics;
 
-pub use grid::{GridValues, SetCount};
+pub use grid::{Expanded, GridValues, SetCount, EXAMINED_PER_ALLOWED_SET};
 pub use run::{run_sweep, run_sweep_with_cache};
 pub use walk_forward::{
     run_walk_forward, EquityCurveOwned, OutOfSample, WalkForwardError, WalkForwardResult,

@@ -1,6 +1,7 @@
 //! Running parameter sets in parallel over one set of bars, sharing every indicator.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::{Mutex, PoisonError};
 
@@ -244,11 +245,8 @@ pub(crate) fn sweep_stage(
     pool: &rayon::ThreadPool,
     progress: &Progress,
 ) -> Result<Vec<Outcome>, Cancelled> {
-    let leaders = Mutex::new(Leaders {
-        objective,
-        capacity: top,
-        kept: Vec::with_capacity(top),
-    });
+    // `top` is the user's number: the curves kept are never more than the sets.
+    let leaders = Mutex::new(Leaders::new(objective, top.min(sets.len())));
     let metrics: Vec<Option<Metrics>> = pool.install(|| {
         sets.par_iter()
             .enumerate()
@@ -282,7 +280,7 @@ pub(crate) fn sweep_stage(
         .unwrap_or_else(PoisonError::into_inner)
         .kept
         .into_iter()
-        .map(|(_, index, equity)| (index, equity))
+        .map(|leader| (leader.index, leader.equity))
         .collect();
     Ok(ranked
         .into_iter()
@@ -294,37 +292,75 @@ pub(crate) fn sweep_stage(
         .collect())
 }
 
-/// The equity values of the best `capacity` sets seen so far: (objective, set index, equity).
+/// The equity values of the best `capacity` sets seen so far.
 ///
 /// Ranking by objective then index is a total order, so the sets kept at the end are the best
-/// `capacity` whatever order the threads offer them in; other curves are dropped at once.
+/// `capacity` whatever order the threads offer them in; other curves are dropped at once. A
+/// heap with the worst kept set on top makes each offer cost `log(capacity)`, so a large `top`
+/// over many sets stays cheap.
 struct Leaders<'a> {
     objective: &'a Objective,
     capacity: usize,
-    kept: Vec<(f64, usize, Vec<f64>)>,
+    kept: BinaryHeap<Leader<'a>>,
 }
 
-impl Leaders<'_> {
+/// One kept set: its objective value, index and equity; ordered best first.
+struct Leader<'a> {
+    objective: &'a Objective,
+    value: f64,
+    index: usize,
+    equity: Vec<f64>,
+}
+
+impl Ord for Leader<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.objective
+            .compare(self.value, other.value)
+            .then(self.index.cmp(&other.index))
+    }
+}
+
+impl PartialOrd for Leader<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Leader<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Leader<'_> {}
+
+impl<'a> Leaders<'a> {
+    fn new(objective: &'a Objective, capacity: usize) -> Self {
+        Leaders {
+            objective,
+            capacity,
+            kept: BinaryHeap::with_capacity(capacity),
+        }
+    }
+
     fn offer(&mut self, value: f64, index: usize, equity: Vec<f64>) {
         if self.capacity == 0 {
             return;
         }
+        let leader = Leader {
+            objective: self.objective,
+            value,
+            index,
+            equity,
+        };
         if self.kept.len() < self.capacity {
-            self.kept.push((value, index, equity));
+            self.kept.push(leader);
             return;
         }
-        let rank =
-            |a: (f64, usize), b: (f64, usize)| self.objective.compare(a.0, b.0).then(a.1.cmp(&b.1));
-        let worst = (0..self.kept.len())
-            .max_by(|&i, &j| {
-                rank(
-                    (self.kept[i].0, self.kept[i].1),
-                    (self.kept[j].0, self.kept[j].1),
-                )
-            })
-            .unwrap_or(0);
-        if rank((value, index), (self.kept[worst].0, self.kept[worst].1)).is_lt() {
-            self.kept[worst] = (value, index, equity);
+        if let Some(mut worst) = self.kept.peek_mut() {
+            if leader < *worst {
+                *worst = leader;
+            }
         }
     }
 }
@@ -353,15 +389,11 @@ mod tests {
             offers[3], offers[1], offers[4], offers[0], offers[5], offers[2],
         ]);
         for order in orders {
-            let mut leaders = Leaders {
-                objective: &objective,
-                capacity: 3,
-                kept: Vec::new(),
-            };
+            let mut leaders = Leaders::new(&objective, 3);
             for (value, index) in order {
                 leaders.offer(value, index, vec![index as f64]);
             }
-            let mut kept: Vec<usize> = leaders.kept.iter().map(|k| k.1).collect();
+            let mut kept: Vec<usize> = leaders.kept.iter().map(|k| k.index).collect();
             kept.sort_unstable();
             // 2.0 (sets 2 and 4) and 1.0 (set 3).
             assert_eq!(kept, [2, 3, 4]);

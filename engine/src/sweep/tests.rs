@@ -134,6 +134,37 @@ fn every_set_matches_its_own_backtest() {
 }
 
 #[test]
+fn a_top_far_beyond_the_sets_keeps_every_curve_without_allocating_by_it() {
+    // 2^45 curves asked for: the run once aborted reserving room for them.
+    let bars = goog();
+    let strategy = sma_cross();
+    let spec = SweepSpec {
+        grid: [("fast".to_owned(), GridValues::List(vec![5.0, 10.0]))].into(),
+        top: Some(35_184_372_088_832),
+        ..SweepSpec::default()
+    };
+    let sets = spec.parameter_sets(&strategy).unwrap();
+    let result = run_sweep(
+        &bars,
+        &strategy,
+        &sets,
+        &execution(),
+        None,
+        &spec,
+        &pool(2),
+        &Control::default(),
+    )
+    .unwrap();
+    assert_eq!(result.results.len(), 2);
+    for set in &result.results {
+        assert_eq!(
+            set.equity.as_deref(),
+            Some(backtest(&bars, &set.params).equity.value.as_slice())
+        );
+    }
+}
+
+#[test]
 fn minimize_ranks_the_smallest_first() {
     let bars = goog();
     let strategy = sma_cross();

@@ -13,6 +13,7 @@ use crate::data::{
 };
 use crate::execution::{Execution, Trade};
 use crate::expr::{Params, SeriesCache};
+use crate::limits::MAX_WALK_FORWARD_WINDOWS;
 use crate::metrics::{MetricInputs, Metrics};
 use crate::spec::SpecError;
 use crate::strategy::Strategy;
@@ -53,6 +54,55 @@ impl WalkForwardSpec {
             Err(errors)
         }
     }
+}
+
+impl WalkForwardSpec {
+    /// Checks that about [`MAX_WALK_FORWARD_WINDOWS`] windows at most fit `bars` bars from
+    /// `first` to `last` (nanoseconds), before the data is loaded: the api's check at
+    /// submission. Durations are turned into bars at the data's average spacing, so the count is
+    /// exact for lengths in bars and close for durations; the run checks the exact count again.
+    pub fn check_window_count(&self, bars: u64, first: i64, last: i64) -> Result<(), SpecError> {
+        let in_sample = Length::parse(&self.in_sample, "in_sample")?;
+        let out_of_sample = Length::parse(&self.out_of_sample, "out_of_sample")?;
+        let step = match &self.step {
+            Some(step) => Length::parse(step, "step")?,
+            None => out_of_sample,
+        };
+        // Nanoseconds per bar on average; a single bar counts as one nanosecond apart.
+        let spacing = if bars > 1 {
+            (last.saturating_sub(first) / (bars as i64 - 1).max(1)).max(1)
+        } else {
+            1
+        };
+        let in_bars = |length: Length| -> u64 {
+            match length {
+                Length::Bars(count) => count as u64,
+                Length::Duration(nanos) => (nanos / spacing).max(1) as u64,
+            }
+        };
+        let (in_sample, out_of_sample, step) =
+            (in_bars(in_sample), in_bars(out_of_sample), in_bars(step));
+        let Some(room) = bars.checked_sub(in_sample.saturating_add(out_of_sample)) else {
+            return Ok(());
+        };
+        let windows = room / step.max(1) + 1;
+        if windows > MAX_WALK_FORWARD_WINDOWS as u64 {
+            return Err(too_many_windows(format!("about {windows}"), bars));
+        }
+        Ok(())
+    }
+}
+
+/// The error of a walk-forward with more than [`MAX_WALK_FORWARD_WINDOWS`] windows.
+fn too_many_windows(windows: String, bars: u64) -> SpecError {
+    SpecError::new(
+        "walk_forward",
+        format!(
+            "{windows} windows fit the data's {bars} bars, more than the \
+             {MAX_WALK_FORWARD_WINDOWS} a walk-forward runs (each sweeps every parameter set); \
+             lengthen step or out_of_sample"
+        ),
+    )
 }
 
 /// Why a walk-forward did not run.
@@ -271,6 +321,12 @@ fn windows(bars: &Bars, walk: &WalkForwardSpec) -> Result<Vec<Span>, SpecError> 
                     }
                 }
                 spans.push(span);
+                if spans.len() > MAX_WALK_FORWARD_WINDOWS {
+                    return Err(too_many_windows(
+                        format!("more than {MAX_WALK_FORWARD_WINDOWS}"),
+                        bars.len() as u64,
+                    ));
+                }
             }
             let Some(next) = timeline.advance(start, step) else {
                 break;
@@ -492,6 +548,45 @@ mod tests {
         );
         let spans = windows(&daily(100), &walk("40", "20", Some("30"), false)).unwrap();
         assert_eq!(ranges(&spans), [(0..40, 40..60), (30..70, 70..90)]);
+    }
+
+    #[test]
+    fn more_windows_than_the_limit_are_refused_before_and_during_the_run() {
+        let bars = daily(MAX_WALK_FORWARD_WINDOWS + 20);
+        // One-bar windows: one per bar, past the limit.
+        let error = windows(&bars, &walk("1", "1", None, false)).unwrap_err();
+        assert_eq!(error.field, "walk_forward");
+        assert!(
+            error.message.starts_with(&format!(
+                "more than {MAX_WALK_FORWARD_WINDOWS} windows fit the data's 1020 bars"
+            )),
+            "{}",
+            error.message
+        );
+        // The same, counted at submission from the bar count and the data's first and last time.
+        let (first, last) = (bars.time[0], *bars.time.last().unwrap());
+        let check = |walk: &WalkForwardSpec| walk.check_window_count(1020, first, last);
+        let error = check(&walk("1", "1", None, false)).unwrap_err();
+        assert!(
+            error.message.starts_with("about 1019 windows"),
+            "{}",
+            error.message
+        );
+        let error = check(&walk("1d", "1d", None, false)).unwrap_err();
+        assert!(
+            error.message.starts_with("about 1019 windows"),
+            "{}",
+            error.message
+        );
+        // Windows of 20 bars or 3 weeks fit.
+        assert_eq!(check(&walk("40", "20", None, false)), Ok(()));
+        assert_eq!(check(&walk("12w", "3w", None, false)), Ok(()));
+        assert_eq!(
+            windows(&bars, &walk("40", "20", None, false))
+                .unwrap()
+                .len(),
+            49
+        );
     }
 
     #[test]

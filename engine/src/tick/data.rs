@@ -30,6 +30,7 @@ use crate::data::{
     parquet_times, parse_text_floats, parse_text_times, scan_parquet, DataError, Floats,
     LoadOptions, ParquetTime, Rfc3339, RowProblem, ROW_INDEX,
 };
+use crate::limits::MAX_BOOK_LEVELS;
 
 /// Reads trades and book events from a `.csv` or `.parquet`/`.pq` file (columns in the module
 /// doc), validates every row and keeps `options.start..=options.end` (`options.timeframe` is
@@ -306,6 +307,7 @@ fn assemble(rows: Rows<'_>, row_of: impl Fn(usize) -> usize) -> Result<TickData,
         price: Vec::with_capacity(capacity),
         size: Vec::with_capacity(capacity),
     };
+    let mut book = Book::new();
     for i in 0..n {
         let (t, p, s) = (time[i], price[i], size[i]);
         let event = match (kind[i], side[i]) {
@@ -334,6 +336,27 @@ fn assemble(rows: Rows<'_>, row_of: impl Fn(usize) -> usize) -> Result<TickData,
         };
         if starts_snapshot(time, kind, i) {
             out.push(t, EventKind::Clear, 0.0, 0.0);
+            book.clear();
+        }
+        if let EventKind::Bid | EventKind::Ask = event {
+            // The book is replayed as the simulation will replay it, so a feed that opens more
+            // levels than a book holds is refused here, at its row, not in every run.
+            book.apply(event, p, s);
+            let side = if event == EventKind::Bid {
+                BookSide::Bid
+            } else {
+                BookSide::Ask
+            };
+            if book.levels(side).len() > MAX_BOOK_LEVELS {
+                return Err(DataError::Row {
+                    path: None,
+                    row: row_of(i),
+                    time: Some(format_time_short(t)),
+                    problem: RowProblem::TooManyLevels {
+                        side: if side == BookSide::Bid { "bid" } else { "ask" },
+                    },
+                });
+            }
         }
         out.push(t, event, p, s);
     }

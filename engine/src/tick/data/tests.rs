@@ -675,3 +675,31 @@ fn ten_million_events_load_fast() {
         );
     }
 }
+
+#[test]
+fn a_book_side_beyond_the_level_limit_is_refused_at_its_row() {
+    use crate::limits::MAX_BOOK_LEVELS;
+    let level = |price: usize| format!("{T0},update,bid,{price},1");
+    // As many levels as a book holds load; removing one makes room for another.
+    let mut lines: Vec<String> = (1..=MAX_BOOK_LEVELS).map(level).collect();
+    lines.push(format!("{T1},update,bid,1,0"));
+    lines.push(format!("{T1},update,bid,{},1", MAX_BOOK_LEVELS + 1));
+    // A snapshot replaces the whole book, so it starts counting again.
+    lines.push(format!("{T2},snapshot,bid,7,1"));
+    lines.push(format!("{T2},snapshot,ask,8,1"));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(csv(&rows(&refs)).len(), MAX_BOOK_LEVELS + 5);
+    // One level more is an error naming the row.
+    let mut lines: Vec<String> = (1..=MAX_BOOK_LEVELS + 1).map(level).collect();
+    lines.push(format!("{T1},trade,buy,100,1"));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(
+        csv_error(&rows(&refs)),
+        format!(
+            "row {} (2024-01-02): this bid level would be price level {} of the bid \
+             side; a book holds at most {MAX_BOOK_LEVELS}",
+            MAX_BOOK_LEVELS + 1,
+            MAX_BOOK_LEVELS + 1
+        )
+    );
+}
