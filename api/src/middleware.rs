@@ -51,6 +51,11 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             HeaderName::from_static("ratelimit-remaining"),
             HeaderName::from_static("ratelimit-reset"),
             HeaderName::from_static("idempotent-replayed"),
+            // `GET /v1/datasets`: the caller's storage against the tier's quota.
+            HeaderName::from_static("strata-storage-bytes"),
+            HeaderName::from_static("strata-storage-bytes-limit"),
+            HeaderName::from_static("strata-storage-datasets"),
+            HeaderName::from_static("strata-storage-datasets-limit"),
         ])
         .max_age(Duration::from_secs(3600));
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -238,6 +238,56 @@ async fn a_request_id_that_is_not_a_plain_token_is_replaced_before_it_is_logged_
 }
 
 #[tokio::test]
+async fn a_browser_may_use_every_method_and_read_the_headers_clients_need() {
+    let app = common::spawn_app_with(|config| {
+        config.api.cors_origins = vec!["https://dash.example.com".into()];
+    })
+    .await;
+    // A browser asks before PUT /v1/webhooks.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/webhooks"))
+        .header("origin", "https://dash.example.com")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "POST", "PUT", "DELETE"] {
+        assert!(allowed.contains(method), "{allowed}");
+    }
+    let response = app
+        .post("/v1/backtests", "ann")
+        .header("origin", "https://dash.example.com")
+        .json(&goog_spec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for header in [
+        "location",
+        "x-request-id",
+        "retry-after",
+        "idempotent-replayed",
+    ] {
+        assert!(exposed.contains(header), "{exposed}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn responses_are_gzipped_when_asked() {
     let app = spawn_app().await;
     let response = app
