@@ -16,8 +16,8 @@
 //! so that streams, which skip ids below the last one they sent, rarely have to skip a late
 //! row; see `HOLD` for what is given up.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use strata_core::store::{JobEvent, Store, StoreError};
@@ -80,6 +80,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Events {
     sender: broadcast::Sender<Live>,
+    /// The streams each user holds open on this process.
+    open: StreamSlots,
 }
 
 impl Events {
@@ -88,13 +90,78 @@ impl Events {
     pub fn start(store: Store) -> Events {
         let (sender, _) = broadcast::channel(BUFFER);
         tokio::spawn(poll(store, sender.clone()));
-        Events { sender }
+        Events {
+            sender,
+            open: StreamSlots::default(),
+        }
+    }
+
+    /// A place for one more stream of `owner`, while they hold fewer than `limit` (none: no
+    /// limit); `None` when they hold `limit` already.
+    pub fn open_stream(&self, owner: &str, limit: Option<u64>) -> Option<StreamSlot> {
+        self.open.take(owner, limit)
     }
 
     /// Every event from now on. A stream subscribes first and then reads the table for where
     /// it starts, so nothing falls between the two.
     pub fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.sender.subscribe()
+    }
+}
+
+/// How many event streams each user holds open on this api process, so that one user cannot
+/// take every connection and every broadcast receiver (tier setting `event_streams`).
+///
+/// Counted per process, not across replicas: what it protects is the process, and a count in
+/// Redis would outlive a process that died holding streams. Behind a load balancer a user may
+/// hold up to `event_streams` on each replica.
+#[derive(Clone, Default)]
+struct StreamSlots {
+    open: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl StreamSlots {
+    fn take(&self, owner: &str, limit: Option<u64>) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = open.entry(owner.to_owned()).or_insert(0);
+        if limit.is_some_and(|limit| *held >= limit) {
+            return None;
+        }
+        *held += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            owner: owner.to_owned(),
+        })
+    }
+
+    /// Streams `owner` holds open now.
+    #[cfg(test)]
+    fn held(&self, owner: &str) -> u64 {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(owner).copied().unwrap_or(0)
+    }
+}
+
+/// One open stream's place in its owner's count; the place is free again when the stream is
+/// dropped (it ended, the client went away, or the api shuts down).
+pub struct StreamSlot {
+    slots: StreamSlots,
+    owner: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&self.owner) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.owner);
+            }
+        }
     }
 }
 
@@ -334,6 +401,33 @@ mod tests {
         tail.read(vec![row(101), row(102), row(103)], start + 2 * MS);
         assert!(tail.due(start + 2 * MS).is_empty());
         assert_eq!(tail.cursor, 103);
+    }
+
+    #[test]
+    fn a_user_holds_at_most_the_limit_of_streams_and_a_dropped_one_frees_its_place() {
+        let slots = StreamSlots::default();
+        let mut held: Vec<StreamSlot> = (0..3)
+            .map(|_| slots.take("ann", Some(3)).unwrap())
+            .collect();
+        assert!(slots.take("ann", Some(3)).is_none());
+        // Others have places of their own; no limit is no limit.
+        let bob = slots.take("bob", Some(3)).unwrap();
+        assert!(slots.take("ann", None).is_some());
+        assert_eq!(
+            slots.held("ann"),
+            3,
+            "the unlimited one was dropped at once"
+        );
+        held.pop();
+        assert_eq!(slots.held("ann"), 2);
+        let again = slots.take("ann", Some(3)).unwrap();
+        assert!(slots.take("ann", Some(3)).is_none());
+        drop((again, bob));
+        assert_eq!(slots.held("bob"), 0);
+        assert!(
+            !slots.open.lock().unwrap().contains_key("bob"),
+            "no entry left behind"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod quota;
 pub mod request_id;
 pub mod routes;
+pub mod storable;
 
 use std::future::Future;
 use std::sync::Arc;

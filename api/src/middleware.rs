@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -31,16 +31,32 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
+    // Every method a route answers (a browser asks before PUT and DELETE), and every header a
+    // client reads: where a job went, the request's id to quote, when to retry, its rate.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            "idempotency-key".parse().expect("header name"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
             REQUEST_ID.clone(),
         ])
-        .expose_headers([header::LOCATION, REQUEST_ID.clone()])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            REQUEST_ID.clone(),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("idempotent-replayed"),
+            // `GET /v1/datasets`: the caller's storage against the tier's quota.
+            HeaderName::from_static("strata-storage-bytes"),
+            HeaderName::from_static("strata-storage-bytes-limit"),
+            HeaderName::from_static("strata-storage-datasets"),
+            HeaderName::from_static("strata-storage-datasets-limit"),
+        ])
         .max_age(Duration::from_secs(3600));
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let id = request
@@ -73,6 +89,7 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
         ));
     router.layer(
         ServiceBuilder::new()
+            .layer(middleware::from_fn(crate::request_id::screen))
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
             .layer(trace)
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))

@@ -1,6 +1,6 @@
-//! The tier quotas: requests per minute (every `/v1` request), and before a job is stored,
-//! submissions per minute, active jobs, sweep size, ranked sets kept, bars and memory per job. Each refusal says which
-//! limit, its value, and the tier that would allow more.
+//! The tier quotas: requests per minute (every `/v1` request), open event streams, and before
+//! a job is stored, submissions per minute, active jobs, sweep size, ranked sets kept, bars and
+//! memory per job. Each refusal says which limit, its value, and the tier that would allow more.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -116,6 +116,21 @@ pub fn too_many_active_jobs(ctx: &ApiContext, user: &AuthUser, limit: u64) -> Ap
             upgrade(ctx, user, |q| q.active_jobs)
         ),
         // Tiny jobs finish in milliseconds; a few seconds is a fair first wait.
+        retry_after: 5,
+    }
+}
+
+/// The refusal of an event stream beyond `event_streams` (`limit`) open at once.
+pub fn too_many_event_streams(ctx: &ApiContext, user: &AuthUser, limit: u64) -> ApiError {
+    ApiError::Limited {
+        code: "too_many_event_streams",
+        detail: format!(
+            "event_streams: at most {limit} event streams open at once on the {} tier{}; \
+             close one first (GET /v1/events follows every job in one stream)",
+            user.tier,
+            upgrade(ctx, user, |q| q.event_streams)
+        ),
+        // A place frees as soon as a stream closes; that is the client's doing.
         retry_after: 5,
     }
 }

@@ -143,6 +143,123 @@ async fn users_see_only_their_own_jobs_and_datasets() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn an_oversized_token_and_a_sub_that_cannot_name_an_owner_are_refused() {
+    let app = spawn_app().await;
+    let later = chrono::Utc::now().timestamp() + 3600;
+
+    // Over 8 KiB: refused before it is decoded, signature and all.
+    let padded = sign(
+        json!({"sub": "ann", "tier": "pro", "exp": later, "pad": "x".repeat(9000)}),
+        TEST_SECRET,
+    );
+    let started = std::time::Instant::now();
+    let body = refused(&app, Some(format!("Bearer {padded}"))).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(body["detail"].as_str().unwrap().contains("8192"), "{body}");
+    // Just under it is read.
+    let near = sign(
+        json!({"sub": "ann", "tier": "pro", "exp": later, "pad": "x".repeat(5000)}),
+        TEST_SECRET,
+    );
+    let response = app
+        .client
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(near)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A sub is stored with every job, logged and part of Redis keys.
+    for sub in [
+        String::new(),
+        "a".repeat(257),
+        "ann\u{0}".to_owned(),
+        "ann\nlevel=error".to_owned(),
+        "\u{1b}[31mred".to_owned(),
+    ] {
+        let token = sign(
+            json!({"sub": sub, "tier": "pro", "exp": later}),
+            TEST_SECRET,
+        );
+        let body = refused(&app, Some(format!("Bearer {token}"))).await;
+        assert!(body["detail"].as_str().unwrap().contains("sub"), "{body}");
+        // The same token cannot submit a job either.
+        let response = app
+            .client
+            .post(app.url("/v1/backtests"))
+            .bearer_auth(&token)
+            .json(&goog_spec())
+            .send()
+            .await
+            .unwrap();
+        problem(response, 401, "unauthorized").await;
+    }
+    let longest = sign(
+        json!({"sub": "a".repeat(256), "tier": "pro", "exp": later}),
+        TEST_SECRET,
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/backtests"))
+        .bearer_auth(longest)
+        .json(&goog_spec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_an_issuer_and_audience_configured_only_tokens_for_this_service_pass() {
+    let app = common::spawn_app_with(|config| {
+        config.jwt_issuer = Some("https://login.example.com/".into());
+        config.jwt_audience = Some("strata".into());
+    })
+    .await;
+    let later = chrono::Utc::now().timestamp() + 3600;
+    let token = |claims: serde_json::Value| {
+        let mut all = json!({"sub": "ann", "tier": "pro", "exp": later});
+        all.as_object_mut()
+            .unwrap()
+            .extend(claims.as_object().unwrap().clone());
+        sign(all, TEST_SECRET)
+    };
+    let good = token(json!({"iss": "https://login.example.com/", "aud": "strata"}));
+    let response = app
+        .client
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for (claims, says) in [
+        // Both missing: either may be named first.
+        (json!({}), "claim: "),
+        (json!({"aud": "strata"}), "claim: iss"),
+        (json!({"iss": "https://login.example.com/"}), "claim: aud"),
+        (
+            json!({"iss": "https://elsewhere.example/", "aud": "strata"}),
+            "issuer",
+        ),
+        (
+            json!({"iss": "https://login.example.com/", "aud": "billing"}),
+            "audience",
+        ),
+    ] {
+        let body = refused(&app, Some(format!("Bearer {}", token(claims.clone())))).await;
+        let detail = body["detail"].as_str().unwrap().to_lowercase();
+        assert!(detail.contains(says), "{claims}: {body}");
+    }
+    // Strata's own tokens (`strata token`) carry neither, so they no longer pass.
+    let own = app.get("/v1/jobs", "ann").send().await.unwrap();
+    problem(own, 401, "unauthorized").await;
+    app.stop().await;
+}
+
 /// Base64url without padding, as JWT segments are written.
 mod base64_like {
     pub fn encode_segment(bytes: &[u8]) -> String {

@@ -167,3 +167,100 @@ async fn a_client_that_reconnects_with_last_event_id_misses_nothing() {
     assert_eq!(seen, stored);
     app.stop().await;
 }
+
+/// One user opening 500 streams at once: the tier's `event_streams` open, every other one is a
+/// quick 429 naming the limit and the tier that allows more; a closed stream frees its place,
+/// and other users are not affected.
+#[tokio::test]
+async fn a_user_holds_at_most_the_tiers_event_streams_open() {
+    const LIMIT: u64 = 20;
+    let app = common::spawn_app_with(|config| {
+        config.tiers.basic.event_streams = Some(LIMIT);
+        config.tiers.pro.event_streams = Some(50);
+    })
+    .await;
+    let token = &app.token("ann", Tier::Basic);
+    let client = &app.client;
+    let url = &app.url("/v1/events");
+    let open = move || async move {
+        let started = tokio::time::Instant::now();
+        let response = client.get(url).bearer_auth(token).send().await.unwrap();
+        (response, started.elapsed())
+    };
+
+    let answers = futures::future::join_all((0..500).map(|_| open())).await;
+    let mut streams = Vec::new();
+    let mut slowest_refusal = Duration::ZERO;
+    let mut refusal = None;
+    for (response, took) in answers {
+        match response.status().as_u16() {
+            200 => streams.push(response),
+            429 => {
+                slowest_refusal = slowest_refusal.max(took);
+                refusal = Some(response);
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert_eq!(streams.len() as u64, LIMIT);
+    assert!(
+        slowest_refusal < Duration::from_secs(2),
+        "the slowest 429 took {slowest_refusal:?}"
+    );
+    let refusal = refusal.expect("refusals");
+    assert!(refusal.headers().get("retry-after").is_some());
+    let body = problem(refusal, 429, "too_many_event_streams").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("event_streams: at most 20") && detail.contains("basic tier"),
+        "{detail}"
+    );
+    assert!(detail.contains("pro allows 50"), "{detail}");
+
+    // A job's own stream counts against the same limit (refused before the job is looked up).
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/jobs/{}/events", uuid::Uuid::new_v4())))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 429, "too_many_event_streams").await;
+
+    // Another user is not held back by Ann's streams.
+    let bob = app
+        .client
+        .get(app.url("/v1/events"))
+        .bearer_auth(app.token("bob", Tier::Basic))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), 200);
+
+    // Closing five streams frees five places (once the api sees the connections close), and
+    // no more.
+    streams.truncate(streams.len() - 5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut reopened = 0;
+    while reopened < 5 {
+        let (response, _) = open().await;
+        match response.status().as_u16() {
+            200 => {
+                streams.push(response);
+                reopened += 1;
+            }
+            429 => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{reopened} of 5 places freed after 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    let (response, _) = open().await;
+    problem(response, 429, "too_many_event_streams").await;
+    drop((streams, bob));
+    app.stop().await;
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{goog_spec, problem, spawn_app, spawn_app_with_worker};
+use common::{goog_spec, problem, spawn_app, spawn_app_with, spawn_app_with_worker};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -171,6 +171,119 @@ async fn a_bad_spec_is_a_422_naming_the_field_and_nothing_is_stored() {
         0,
         "nothing stored"
     );
+    app.stop().await;
+}
+
+/// PostgreSQL refuses NUL in text and in jsonb: such a body is a 422 naming the field, never a
+/// 500 from the database after every other check passed.
+#[tokio::test]
+async fn a_nul_character_anywhere_in_a_body_is_a_422_naming_the_field() {
+    let app = spawn_app_with(|config| {
+        // AI jobs are accepted (and stay queued: no worker, no model is called).
+        config.ai.provider = Some(strata_core::config::AiProvider::OpenAi);
+        config.ai.base_url = Some("http://127.0.0.1:9".into());
+        config.ai.model = Some("test-model".into());
+    })
+    .await;
+    let named = |body: &Value| -> Vec<String> {
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // A data set's name reaches a query; a NUL in it was a database error.
+    let mut spec = goog_spec();
+    spec["data"]["dataset"] = json!("GO\u{0}OG");
+    let body = problem(
+        app.post_backtest("ann", &spec).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(named(&body), ["data.dataset"], "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+
+    let mut spec = goog_spec();
+    spec["strategy"] = json!({"entry": "close > open\u{0}", "exit": "close < open"});
+    let body = problem(
+        app.post_backtest("ann", &spec).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(named(&body), ["strategy.entry"], "{body}");
+
+    let mut sweep = goog_spec();
+    sweep["strategy"]["params"] = json!({});
+    sweep["grid"] = json!({"fast": [5, 10], "slow": [20, "3\u{0}0"]});
+    let body = problem(
+        app.post_sweep("ann", &sweep).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(named(&body), ["grid.slow[1]"], "{body}");
+
+    // The webhook URL is taken out of the body before the spec is parsed; still checked.
+    let mut spec = goog_spec();
+    spec["webhook_url"] = json!("https://hooks.example.com/\u{0}");
+    let body = problem(
+        app.post_backtest("ann", &spec).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(named(&body), ["webhook_url"], "{body}");
+
+    // A NUL in a key, sent as the JSON escape a client would write.
+    let response = app
+        .post("/v1/backtests", "ann")
+        .header("content-type", "application/json")
+        .body(r#"{"data": {"dataset": "GOOG"}, "strategy": {"template": "sma_cross"}, "x\u0000y": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    assert_eq!(named(&body), ["x\\u0000y"], "{body}");
+
+    // An AI prompt is stored as it is sent.
+    let response = app
+        .post("/v1/ai/strategies", "ann")
+        .json(&json!({
+            "prompt": "buy the dip\u{0}",
+            "data": {"dataset": "GOOG"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    assert_eq!(named(&body), ["prompt"], "{body}");
+
+    // The default webhook URL of PUT /v1/webhooks.
+    let response = app
+        .client
+        .put(app.url("/v1/webhooks"))
+        .bearer_auth(app.token("ann", strata_core::Tier::Pro))
+        .json(&json!({"url": "https://hooks.example.com/\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422, "validation_failed").await;
+    assert_eq!(named(&body), ["url"], "{body}");
+
+    // The same bodies without the NUL are fine, and nothing was stored meanwhile.
+    let listed: Value = app.get_json("/v1/jobs", "ann").await;
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 0, "{listed}");
+    let response = app
+        .post("/v1/ai/strategies", "ann")
+        .json(&json!({"prompt": "buy the dip", "data": {"dataset": "GOOG"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
     app.stop().await;
 }
 

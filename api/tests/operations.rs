@@ -22,6 +22,7 @@ async fn health_endpoints_report_each_component() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    // Anyone sees each dependency's status, nothing more.
     let health: Value = app
         .client
         .get(app.url("/health"))
@@ -35,11 +36,33 @@ async fn health_endpoints_report_each_component() {
     for component in ["postgres", "redis"] {
         assert_eq!(health["components"][component]["status"], "up", "{health}");
         assert!(
-            health["components"][component]["latency_ms"]
-                .as_f64()
-                .unwrap()
-                >= 0.0
+            health["components"][component]["latency_ms"].is_null(),
+            "{health}"
         );
+    }
+    // A user's token is not enough for the latencies; an operator's is.
+    for (token, detailed) in [
+        (app.token("ann", strata_core::Tier::Elite), false),
+        (app.admin_token("ops"), true),
+    ] {
+        let health: Value = app
+            .client
+            .get(app.url("/health"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for component in ["postgres", "redis"] {
+            let latency = &health["components"][component]["latency_ms"];
+            assert_eq!(
+                latency.as_f64().is_some_and(|ms| ms >= 0.0),
+                detailed,
+                "{health}"
+            );
+        }
     }
     app.stop().await;
 }
@@ -168,6 +191,103 @@ async fn every_response_has_a_request_id_and_errors_are_problems() {
 }
 
 #[tokio::test]
+async fn a_request_id_that_is_not_a_plain_token_is_replaced_before_it_is_logged_or_stored() {
+    let app = spawn_app().await;
+    let long = "a".repeat(65);
+    let hostile: [&[u8]; 5] = [
+        long.as_bytes(),
+        b"forged\" level=error msg=\"pwned",
+        b"<script>alert(1)</script>",
+        b"caf\xc3\xa9",
+        b"\xff\xfe",
+    ];
+    for sent in hostile {
+        let response = app
+            .post("/v1/backtests", "ann")
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(sent).unwrap(),
+            )
+            .json(&goog_spec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "made up: {echoed}");
+        let job: Value = response.json().await.unwrap();
+        assert_eq!(job["request_id"], echoed.as_str(), "stored: {job}");
+    }
+    // A plain one is kept, and sent twice only its first value counts.
+    let response = app
+        .post("/v1/backtests", "ann")
+        .header("x-request-id", "lb-7f3a.9_x")
+        .header("x-request-id", "second")
+        .json(&goog_spec())
+        .send()
+        .await
+        .unwrap();
+    let echoed: Vec<_> = response.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(echoed, ["lb-7f3a.9_x"]);
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["request_id"], "lb-7f3a.9_x");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_may_use_every_method_and_read_the_headers_clients_need() {
+    let app = common::spawn_app_with(|config| {
+        config.api.cors_origins = vec!["https://dash.example.com".into()];
+    })
+    .await;
+    // A browser asks before PUT /v1/webhooks.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/webhooks"))
+        .header("origin", "https://dash.example.com")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "POST", "PUT", "DELETE"] {
+        assert!(allowed.contains(method), "{allowed}");
+    }
+    let response = app
+        .post("/v1/backtests", "ann")
+        .header("origin", "https://dash.example.com")
+        .json(&goog_spec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for header in [
+        "location",
+        "x-request-id",
+        "retry-after",
+        "idempotent-replayed",
+    ] {
+        assert!(exposed.contains(header), "{exposed}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn responses_are_gzipped_when_asked() {
     let app = spawn_app().await;
     let response = app
@@ -223,6 +343,21 @@ async fn while_postgres_is_down_the_api_answers_503_and_recovers_by_itself() {
     let body = problem(timed(response, started), 503, "not_ready").await;
     assert_eq!(body["components"]["postgres"]["status"], "down", "{body}");
     assert_eq!(body["components"]["redis"]["status"], "up", "{body}");
+    // Why it is down (the driver's text, with the address it tried) is for operators only.
+    assert!(body["components"]["postgres"]["error"].is_null(), "{body}");
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .bearer_auth(app.admin_token("ops"))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(timed(response, started), 503, "not_ready").await;
+    assert!(
+        body["components"]["postgres"]["error"].is_string(),
+        "{body}"
+    );
 
     let started = Instant::now();
     let response = app

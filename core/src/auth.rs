@@ -79,17 +79,60 @@ impl Verifier {
         };
         // One algorithm only: a token claiming another (or `none`) is refused.
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        // An identity provider signs tokens for many services: only those it issued for this
+        // one count. Without a configured audience, a token naming any is refused (RFC 7519).
+        if let Some(issuer) = &config.jwt_issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &config.jwt_audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         validation.leeway = 5;
         Ok(Verifier { key, validation })
     }
 
-    /// The claims of a valid token.
+    /// The claims of a valid token. A token longer than [`MAX_TOKEN_BYTES`] is refused before
+    /// it is decoded, and its `sub` must be a [usable user name](check_sub).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "the token is {} bytes long; at most {MAX_TOKEN_BYTES} are read",
+                token.len()
+            )));
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        check_sub(&claims.sub).map_err(AuthError::Invalid)?;
+        Ok(claims)
     }
+}
+
+/// The longest token read. Strata's own are a few hundred bytes and an identity provider's a
+/// few KiB; a longer one would only cost base64 and JSON decoding before it fails.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The longest `sub` accepted, in bytes.
+pub const MAX_SUB_BYTES: usize = 256;
+
+/// Checks a token's `sub`, which names the owner of every job and data set it creates and is
+/// stored, logged and used in Redis keys: 1 to [`MAX_SUB_BYTES`] bytes, no control characters
+/// (PostgreSQL refuses NUL in text; newlines would forge log lines).
+pub fn check_sub(sub: &str) -> Result<(), String> {
+    if sub.is_empty() || sub.len() > MAX_SUB_BYTES {
+        return Err(format!(
+            "sub must be 1 to {MAX_SUB_BYTES} bytes, got {}",
+            sub.len()
+        ));
+    }
+    if sub.chars().any(char::is_control) {
+        return Err("sub must not contain control characters".to_owned());
+    }
+    Ok(())
 }
 
 /// Signs an HS256 token for `sub` at `tier`, valid for `ttl_secs` (what `strata token` prints).
@@ -222,5 +265,78 @@ mod tests {
             .unwrap();
             assert!(verifier.verify(&forged).is_err(), "{algorithm}");
         }
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret("s".repeat(32).as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_once_configured() {
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let token = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "ann", "tier": "pro", "exp": exp});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            signed(claims)
+        };
+        let plain = token(serde_json::json!({}));
+        let right = token(serde_json::json!({"iss": "https://idp.example/", "aud": "strata"}));
+        let many =
+            token(serde_json::json!({"iss": "https://idp.example/", "aud": ["other", "strata"]}));
+        let other_issuer =
+            token(serde_json::json!({"iss": "https://evil.example/", "aud": "strata"}));
+        let other_audience =
+            token(serde_json::json!({"iss": "https://idp.example/", "aud": "billing"}));
+        let no_audience = token(serde_json::json!({"iss": "https://idp.example/"}));
+
+        // Not configured: no issuer needed, and a token meant for another audience is refused.
+        let verifier = Verifier::from_config(&config()).unwrap();
+        assert!(verifier.verify(&plain).is_ok());
+        assert!(verifier.verify(&right).is_err());
+
+        let mut configured = config();
+        configured.jwt_issuer = Some("https://idp.example/".into());
+        configured.jwt_audience = Some("strata".into());
+        let verifier = Verifier::from_config(&configured).unwrap();
+        assert_eq!(verifier.verify(&right).unwrap().sub, "ann");
+        assert!(verifier.verify(&many).is_ok());
+        for refused in [&plain, &other_issuer, &other_audience, &no_audience] {
+            assert!(verifier.verify(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_sub_that_cannot_name_an_owner_and_an_oversized_token_are_refused() {
+        let verifier = Verifier::from_config(&config()).unwrap();
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let with_sub =
+            |sub: &str| signed(serde_json::json!({"sub": sub, "tier": "pro", "exp": exp}));
+        assert!(verifier
+            .verify(&with_sub(&"a".repeat(MAX_SUB_BYTES)))
+            .is_ok());
+        for sub in [
+            "",
+            &"a".repeat(MAX_SUB_BYTES + 1),
+            "ann\u{0}",
+            "ann\nadmin",
+            "\u{85}",
+        ] {
+            let refused = verifier.verify(&with_sub(sub)).unwrap_err().to_string();
+            assert!(refused.contains("sub"), "{sub:?}: {refused}");
+        }
+        // Padding in an unchecked claim: valid but for its size.
+        let padded = signed(serde_json::json!({
+            "sub": "ann", "tier": "pro", "exp": exp, "pad": "x".repeat(MAX_TOKEN_BYTES)
+        }));
+        let refused = verifier.verify(&padded).unwrap_err().to_string();
+        assert!(refused.contains("bytes long"), "{refused}");
     }
 }

@@ -50,6 +50,14 @@ pub struct Config {
     pub jwt_public_key: Option<PathBuf>,
     /// `HS256`, `RS256` or `ES256`.
     pub jwt_algorithm: String,
+    /// The `iss` every token must carry, when set (`STRATA_JWT_ISSUER`): the identity
+    /// provider's issuer URL.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` every token must name, when set (`STRATA_JWT_AUDIENCE`). Unset, a token that
+    /// names any audience is refused: it was meant for another service.
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
     /// Prefix of every Redis key, so several deployments (or tests) share one Redis.
     pub queue_prefix: String,
     /// The HTTP server.

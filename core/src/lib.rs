@@ -8,6 +8,7 @@ pub mod job;
 pub mod metrics;
 pub mod queue;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tier;
 pub mod webhooks;

@@ -4,7 +4,7 @@
 //! nothing. A stream reads the table for where it starts, then takes the events that its api
 //! process's poller ([`crate::events`]) reads from the table and publishes in id order; it sends
 //! each once, in increasing id order. A comment every 15 s keeps proxies from closing an idle
-//! stream.
+//! stream. A user holds at most their tier's `event_streams` streams open on one api process.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
-use crate::events::Live;
+use crate::events::{Live, StreamSlot};
 
 /// Events replayed per read of the table.
 const REPLAY_BATCH: i64 = 1000;
@@ -45,7 +45,8 @@ pub fn router() -> Router<ApiContext> {
     params(("id" = String, Path, description = "Job id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses((status = 200, description = "text/event-stream of status and progress events"),
-              (status = 404, body = crate::error::Problem)),
+              (status = 404, body = crate::error::Problem),
+              (status = 429, description = "too_many_event_streams: the tier's event_streams are open already", body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn job_events(
     State(ctx): State<ApiContext>,
@@ -53,6 +54,7 @@ pub async fn job_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let slot = open_stream(&ctx, &user)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
     ctx.store
         .job(&user.sub, id)
@@ -75,20 +77,22 @@ pub async fn job_events(
         job: Some(id),
         after: last.unwrap_or(0),
     };
-    Ok(sse(&ctx, follow.stream(first, live)))
+    Ok(sse(&ctx, slot, follow.stream(first, live)))
 }
 
 /// Follows every job of the caller, as `GET /v1/jobs/{id}/events` does one; from now on, or
 /// with `Last-Event-ID` from that event on. It does not end.
 #[utoipa::path(get, path = "/v1/events", tag = "jobs",
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "text/event-stream of every job's status and progress events")),
+    responses((status = 200, description = "text/event-stream of every job's status and progress events"),
+              (status = 429, description = "too_many_event_streams: the tier's event_streams are open already", body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn all_events(
     State(ctx): State<ApiContext>,
     user: AuthUser,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let slot = open_stream(&ctx, &user)?;
     let last = last_event_id(&headers)?;
     let live = ctx.events.subscribe();
     let (first, after) = match last {
@@ -109,7 +113,17 @@ pub async fn all_events(
         job: None,
         after,
     };
-    Ok(sse(&ctx, follow.stream(first, live)))
+    Ok(sse(&ctx, slot, follow.stream(first, live)))
+}
+
+/// A place for one more of the caller's streams, or a 429 (`too_many_event_streams`) when they
+/// hold their tier's `event_streams` already. Taken before anything else is read, so a refusal
+/// costs nothing.
+fn open_stream(ctx: &ApiContext, user: &AuthUser) -> ApiResult<StreamSlot> {
+    let limit = ctx.config.tiers.quota(user.tier).event_streams;
+    ctx.events
+        .open_stream(&user.sub, limit)
+        .ok_or_else(|| crate::quota::too_many_event_streams(ctx, user, limit.unwrap_or_default()))
 }
 
 /// `Last-Event-ID`, when the client sends one.
@@ -129,16 +143,19 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         })
 }
 
-/// The stream as server-sent events, ended when the api shuts down.
+/// The stream as server-sent events, ended when the api shuts down; it holds `slot` until it
+/// is dropped.
 fn sse(
     ctx: &ApiContext,
+    slot: StreamSlot,
     events: impl Stream<Item = Arc<JobEvent>> + Send + 'static,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut closing = ctx.closing.subscribe();
     let closed = async move {
         let _ = closing.wait_for(|closing| *closing).await;
     };
-    let events = events.take_until(closed).map(|event| {
+    let events = events.take_until(closed).map(move |event| {
+        let _held = &slot;
         let data = serde_json::to_string(&*event).unwrap_or_default();
         Ok(Event::default()
             .id(event.id.to_string())

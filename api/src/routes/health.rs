@@ -1,15 +1,19 @@
 //! Health: liveness, readiness (PostgreSQL and Redis reachable) and a per-component report.
+//! Anyone (a load balancer, an orchestrator's probe) sees whether each dependency is up; how
+//! long it took to answer and why it is down (a driver's text, naming hosts and ports) only an
+//! operator sees, with an admin token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::auth::authenticate;
 use crate::context::ApiContext;
 
 /// The routes of this resource.
@@ -25,10 +29,10 @@ pub fn router() -> Router<ApiContext> {
 pub struct Component {
     /// `up` or `down`.
     status: &'static str,
-    /// Round-trip time of a trivial request, milliseconds.
+    /// Round-trip time of a trivial request, milliseconds (admin tokens only).
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<f64>,
-    /// Why it is down.
+    /// Why it is down (admin tokens only).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -88,6 +92,19 @@ async fn check(ctx: &ApiContext) -> Health {
     }
 }
 
+/// The report for `headers`' caller: in full for an admin token, otherwise each dependency's
+/// status alone.
+fn for_caller(mut health: Health, headers: &HeaderMap, ctx: &ApiContext) -> Health {
+    let admin = authenticate(headers, &ctx.verifier).is_ok_and(|user| user.admin);
+    if !admin {
+        for component in health.components.values_mut() {
+            component.latency_ms = None;
+            component.error = None;
+        }
+    }
+    health
+}
+
 /// 200 with the report, or 503 as problem+json carrying the same report.
 fn answer(health: Health) -> Response {
     if health.status == "ok" {
@@ -125,16 +142,20 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready to serve: PostgreSQL and Redis answer; 503 otherwise.
+/// Ready to serve: PostgreSQL and Redis answer; 503 otherwise. Each component's status; with
+/// an admin token also its latency and why it is down.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)))]
-pub async fn ready(State(ctx): State<ApiContext>) -> Response {
-    answer(check(&ctx).await)
+    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn ready(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
+    answer(for_caller(check(&ctx).await, &headers, &ctx))
 }
 
-/// Every component with its latency; 503 when one is down.
+/// Every component's status; with an admin token also its latency and why it is down. 503
+/// when one is down.
 #[utoipa::path(get, path = "/health", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)))]
-pub async fn health(State(ctx): State<ApiContext>) -> Response {
-    answer(check(&ctx).await)
+    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn health(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
+    answer(for_caller(check(&ctx).await, &headers, &ctx))
 }

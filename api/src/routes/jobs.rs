@@ -96,7 +96,8 @@ impl Validated {
     }
 }
 
-/// Reads a JSON request body, refusing other content types and naming where the JSON breaks.
+/// Reads a JSON request body, refusing other content types and naming where the JSON breaks,
+/// and text PostgreSQL cannot store (a 422 naming the field; see [`crate::storable`]).
 pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
@@ -107,14 +108,16 @@ pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
             });
         }
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+    let value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
         code: "invalid_json",
         detail: format!(
             "the body is not valid JSON: {e} (line {}, column {})",
             e.line(),
             e.column()
         ),
-    })
+    })?;
+    crate::storable::check(&value)?;
+    Ok(value)
 }
 
 /// Reads a job submission's JSON body (as [`json_body`] does) and takes `webhook_url` out of
