@@ -67,6 +67,7 @@ pub fn router() -> Router<ApiContext> {
         health::health,
         metrics::metrics,
         admin::queues,
+        admin::poisoned,
         admin::retry,
         ai::strategies,
         ai::analyses,
@@ -80,7 +81,7 @@ pub fn router() -> Router<ApiContext> {
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),
-        (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, retries"),
+        (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, poison jobs, retries"),
     )
 )]
 pub struct ApiDoc;
