@@ -25,16 +25,39 @@ const CONCURRENCY: usize = 3;
 const SWEEPS: usize = 8;
 const LEASE_SECS: u64 = 3;
 
-/// A sweep of a few seconds on one engine thread.
+/// Bars of the data set the sweeps run on.
+const LONG_BARS: usize = 300_000;
+
+/// A sweep of several seconds on one engine thread (800 sets over [`LONG_BARS`] bars), quick
+/// for the api to check.
 fn sweep(i: usize) -> Value {
     json!({
-        "data": {"dataset": "GOOG"},
+        "data": {"dataset": "long"},
         "strategy": {"template": "sma_cross"},
-        "grid": {"fast": format!("2:{}:1", 150 + i), "slow": "20:800:2"},
-        "constraint": "fast < slow",
+        "grid": {"fast": format!("{}:{}:1", 2 + i, 81 + i), "slow": "100:1000:100"},
         "objective": "sharpe",
         "top": 5,
     })
+}
+
+/// Uploads [`LONG_BARS`] synthetic bars as the data set `long` of `user`.
+async fn upload_long_data(client: &reqwest::Client, base: &str, user: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.parquet");
+    engine::data::synthetic::random_walk(LONG_BARS, 7)
+        .write_parquet(&path)
+        .unwrap();
+    let response = client
+        .post(format!("{base}/v1/datasets?name=long"))
+        .bearer_auth(user)
+        .header("content-type", "application/vnd.apache.parquet")
+        .body(std::fs::read(&path).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "{text}");
 }
 
 fn poison() -> Value {
@@ -100,6 +123,7 @@ async fn a_job_that_kills_its_worker_fails_after_two_deaths_and_takes_nothing_el
     let client = reqwest::Client::new();
     let mut submitted = Submitted::default();
     let user = token("pat", Tier::Pro);
+    upload_long_data(&client, &base, &user).await;
 
     // Sweeps first, until both workers run one, so that the poison job finds its first
     // worker busy, whichever it is.

@@ -523,6 +523,12 @@ impl Store {
     /// stopped `max_worker_deaths` workers fails as poison, and one that has stopped fewer
     /// runs alone next time (see [`JobMessage::alone`]). The error texts name no worker: the
     /// reconciler's log does.
+    ///
+    /// A job's heartbeat and its worker's row are written at different moments, so a dead
+    /// worker's jobs may go stale before the worker does: a job whose worker still looks alive
+    /// is left for a second lease, by which time a dead worker looks dead (and its death
+    /// counts). A job a live worker stopped heartbeating for is taken back after that second
+    /// lease, without a death.
     pub async fn recover_stale(&self, rule: &Recovery) -> Result<Vec<Recovered>, StoreError> {
         type Row = (Uuid, Option<String>, String, Option<String>, bool, i32);
         // Every right-hand side sees the row as it was before this update.
@@ -535,6 +541,9 @@ impl Store {
                  FROM jobs LEFT JOIN workers ON workers.id = jobs.worker_id
                  WHERE jobs.status = 'running'
                    AND jobs.heartbeat_at < now() - make_interval(secs => $1)
+                   AND (workers.id IS NULL OR workers.stopped_at IS NOT NULL
+                        OR workers.seen_at < now() - make_interval(secs => $1)
+                        OR jobs.heartbeat_at < now() - make_interval(secs => 2 * $1))
                  FOR UPDATE OF jobs SKIP LOCKED
              ),
              dead AS (
