@@ -1506,3 +1506,48 @@ async fn a_result_that_cannot_be_stored_fails_the_job_at_once_with_the_reason() 
     assert_eq!(job.error.as_deref(), Some("bad byte \u{FFFD} in the data"));
     setup.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_jobs_whose_messages_redis_lost_are_dispatched_again() {
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let goog = setup.goog();
+    let queues = setup.queues().await;
+    // Both handed to Redis a minute ago: one's message is still waiting there, the other's was
+    // lost (Redis restarted empty).
+    let waiting = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let lost = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    queues
+        .push(
+            Queue::Pro,
+            &[JobMessage {
+                id: waiting,
+                request_id: None,
+                alone: false,
+            }],
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET dispatched_at = now() - interval '1 minute'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+    let after = Duration::from_secs(30);
+    let candidates = store.dispatched_long_ago(after, 100).await.unwrap();
+    assert_eq!(candidates.len(), 1, "{candidates:?}");
+    let (queue, ids) = &candidates[0];
+    assert_eq!((*queue, ids.len()), (Queue::Pro, 2));
+    let missing = queues.missing(Queue::Pro, ids, &[]).await.unwrap();
+    assert_eq!(missing, [lost], "only the lost message is missing");
+    assert_eq!(store.redispatch(&missing, after).await.unwrap(), 1);
+
+    // A worker runs both, each once.
+    let worker = start(setup.config());
+    for id in [waiting, lost] {
+        let job = setup.wait_finished(id, Duration::from_secs(30)).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+    }
+    worker.stop().await;
+    setup.cleanup().await;
+}
