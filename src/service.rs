@@ -140,6 +140,8 @@ async fn shutdown_signal() {
 /// `strata api`.
 pub fn api(args: ApiArgs) -> anyhow::Result<()> {
     let mut config = args.config.load()?;
+    // Only the api checks tokens; a worker starts without their secret.
+    config.check_auth()?;
     if let Some(bind) = args.bind {
         config.api.bind = bind;
     }
@@ -221,7 +223,15 @@ pub fn config(command: ConfigCommand) -> anyhow::Result<()> {
     println!("  api.bind       {}", config.api.bind);
     println!("  data_dir       {}", config.data_dir.display());
     println!("  bundled_dir    {}", config.bundled_dir.display());
-    println!("  jwt            {}", config.jwt_algorithm);
+    match config.check_auth() {
+        Ok(()) => println!("  jwt            {}", config.jwt_algorithm),
+        // Workers run without the token settings; only `strata api` refuses to start.
+        Err(e) => println!(
+            "  jwt            {}, not usable: {} (only strata api needs it)",
+            config.jwt_algorithm,
+            e.0.join("; ")
+        ),
+    }
     println!("  queue_prefix   {}", config.queue_prefix);
     let problems = runtime()?.block_on(async {
         let mut problems = Vec::new();

@@ -77,7 +77,11 @@ async fn admin_routes_need_the_admin_claim() {
 
     assert_eq!(admin_get(&app, "/v1/admin/queues").await.status(), 200);
     let doc: Value = app.get_json("/openapi.json", "ann").await;
-    for path in ["/v1/admin/queues", "/v1/admin/jobs/{id}/retry"] {
+    for path in [
+        "/v1/admin/queues",
+        "/v1/admin/poisoned",
+        "/v1/admin/jobs/{id}/retry",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     app.stop().await;
@@ -111,6 +115,7 @@ async fn the_queues_view_shows_each_tier_the_running_jobs_and_the_workers() {
             &[JobMessage {
                 id: Uuid::parse_str(&elite_sent).unwrap(),
                 request_id: None,
+                alone: false,
             }],
         )
         .await
@@ -337,5 +342,76 @@ async fn a_failed_job_retried_by_an_admin_runs_again_from_attempt_one() {
     assert_eq!(result.status(), 200);
     let result: Value = result.json().await.unwrap();
     assert!(result["metrics"]["bars"].as_i64().unwrap() > 1_900);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_that_stopped_their_workers_twice_are_listed_for_operators() {
+    let app = spawn_app().await;
+    let poisoned = submit(&app, "ann", Tier::Basic).await;
+    let once = submit(&app, "bob", Tier::Pro).await;
+    let db = pool(&app);
+    // As the reconciler leaves them: one job failed after its second worker died, another
+    // queued to run alone after its first.
+    sqlx::query(
+        "UPDATE jobs SET status = 'failed', attempts = 2, worker_deaths = 2,
+                last_worker_death_at = now(), finished_at = now(), error = $2
+         WHERE id = $1",
+    )
+    .bind(Uuid::parse_str(&poisoned).unwrap())
+    .bind(strata_core::store::poison_error(2))
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE jobs SET attempts = 1, worker_deaths = 1, last_worker_death_at = now()
+         WHERE id = $1",
+    )
+    .bind(Uuid::parse_str(&once).unwrap())
+    .execute(db)
+    .await
+    .unwrap();
+
+    let response = app
+        .client
+        .get(app.url("/v1/admin/poisoned"))
+        .bearer_auth(app.token("ann", Tier::Elite))
+        .send()
+        .await
+        .unwrap();
+    problem(response, 403, "admin_only").await;
+    let response = admin_get(&app, "/v1/admin/poisoned").await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["max_worker_deaths"], 2);
+    let jobs = view["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{view}");
+    assert_eq!(jobs[0]["id"], poisoned.as_str());
+    assert_eq!(jobs[0]["owner"], "ann");
+    assert_eq!(jobs[0]["kind"], "backtest");
+    assert_eq!(jobs[0]["worker_deaths"], 2);
+    assert!(jobs[0]["last_worker_death_at"].is_string(), "{view}");
+    assert!(
+        jobs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the job stopped its worker twice"),
+        "{view}"
+    );
+
+    // Retried by an operator, it keeps one death: it runs alone, and a second death fails it.
+    assert_eq!(retry(&app, &poisoned).await.status(), 202);
+    let (deaths,): (i32,) = sqlx::query_as("SELECT worker_deaths FROM jobs WHERE id = $1")
+        .bind(Uuid::parse_str(&poisoned).unwrap())
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(deaths, 1);
+    let view: Value = admin_get(&app, "/v1/admin/poisoned")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["jobs"].as_array().unwrap().len(), 0, "{view}");
     app.stop().await;
 }

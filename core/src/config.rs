@@ -352,6 +352,11 @@ pub struct WorkerConfig {
     /// Attempts before a job that keeps failing for passing reasons fails for good, with the
     /// last error. A job's own error (bad data) fails it at once.
     pub max_attempts: i32,
+    /// A job whose runs ended with their worker process dying (abort, OOM kill, crash) this
+    /// many times fails as poison; after the first death it runs alone on its worker.
+    pub max_worker_deaths: i32,
+    /// Largest result document a job may store, in MiB; a larger one fails the job.
+    pub max_result_mb: u64,
     /// Port of the worker's `/metrics` and health endpoints; 0 picks one, absent disables.
     #[serde(default)]
     pub metrics_bind: Option<SocketAddr>,
@@ -428,8 +433,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what types alone cannot: secret length, key files, sizes.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    /// How the api checks tokens: the HS256 secret (at least 32 bytes) or the public key
+    /// file. Only the api (and `strata token`) needs them, so [`Config::load`] leaves this
+    /// check to them: a worker starts without `STRATA_JWT_SECRET`.
+    pub fn check_auth(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
         match self.jwt_algorithm.as_str() {
             "HS256" => match &self.jwt_secret {
@@ -455,6 +462,17 @@ impl Config {
                 "jwt_algorithm must be HS256, RS256 or ES256, got '{other}'"
             )),
         }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// Checks what types alone cannot: URLs, sizes, the worker's limits (token settings are
+    /// [`Config::check_auth`]'s).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
         for (name, url, schemes) in [
             (
                 "database_url (DATABASE_URL)",
@@ -495,6 +513,12 @@ impl Config {
         }
         if self.worker.max_attempts < 1 {
             errors.push("worker.max_attempts must be at least 1".to_owned());
+        }
+        if self.worker.max_worker_deaths < 1 {
+            errors.push("worker.max_worker_deaths must be at least 1".to_owned());
+        }
+        if self.worker.max_result_mb == 0 {
+            errors.push("worker.max_result_mb must be at least 1".to_owned());
         }
         if self.worker.lease_secs <= self.worker.heartbeat_secs {
             errors.push(format!(
@@ -585,6 +609,16 @@ mod tests {
     #[test]
     fn the_defaults_are_complete() {
         base().check().unwrap();
+        base().check_auth().unwrap();
+    }
+
+    #[test]
+    fn a_worker_needs_no_token_secret() {
+        let mut config = base();
+        config.jwt_secret = None;
+        config.check().unwrap();
+        let err = config.check_auth().unwrap_err().to_string();
+        assert!(err.contains("STRATA_JWT_SECRET"), "{err}");
     }
 
     #[test]
@@ -604,7 +638,7 @@ mod tests {
     fn a_short_secret_is_refused_by_name() {
         let mut config = base();
         config.jwt_secret = Some(Secret::new("short"));
-        let err = config.check().unwrap_err().to_string();
+        let err = config.check_auth().unwrap_err().to_string();
         assert!(
             err.contains("STRATA_JWT_SECRET") && err.contains("32 bytes"),
             "{err}"

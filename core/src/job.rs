@@ -151,6 +151,11 @@ pub struct JobMessage {
     pub id: Uuid,
     /// The submitting request's id, so the worker's log lines for this job carry it.
     pub request_id: Option<String>,
+    /// The job has stopped a worker process before: the worker that takes it runs it with
+    /// nothing else beside it, so that if it stops that worker too, no other job dies with it.
+    /// A claim refuses such a job from a message without the flag (a stale duplicate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alone: bool,
 }
 
 /// The keys a sweep adds to a backtest spec (`grid`, `constraint`, `objective`, ...).

@@ -235,11 +235,102 @@ impl Queues {
         }
     }
 
+    /// Which of `jobs` (queued in PostgreSQL and handed to this queue) no message in Redis
+    /// carries to a worker: not waiting in the queue, not scheduled, and not fetched by a
+    /// consumer of a live worker. Those are lost (Redis was flushed or restarted, or the worker
+    /// that fetched them is gone) and must be dispatched again; any other is on its way to a
+    /// worker, and pushing it again would only fill the window with a duplicate.
+    ///
+    /// `gone` names worker processes that stopped or died (`jobs.worker_id`): their consumers
+    /// (`{worker}-{queue}-{n}`) still hold what they fetched until apalis gives it back, after
+    /// their missed heartbeats (30 s), which is not waited for.
+    pub async fn missing(
+        &self,
+        queue: Queue,
+        jobs: &[uuid::Uuid],
+        gone: &[String],
+    ) -> Result<Vec<uuid::Uuid>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = self.storages[queue.index()].get_config();
+        let mut conn = self.conn.clone();
+        let script = redis::Script::new(MISSING_JOBS);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(config.active_jobs_list())
+            .key(config.scheduled_jobs_set())
+            .key(config.workers_set())
+            .key(config.inflight_jobs_set())
+            .key(config.job_data_hash())
+            .arg(gone.len());
+        for worker in gone {
+            invocation.arg(format!("{worker}-"));
+        }
+        for id in jobs {
+            invocation.arg(id.to_string());
+        }
+        let missing: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(missing.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
     /// The queue as an apalis backend, for a worker to consume.
     pub fn storage(&self, queue: Queue) -> RedisStorage<JobMessage> {
         self.storages[queue.index()].clone()
     }
 }
+
+/// Returns the job ids among ARGV[2 + ARGV[1]..] that no message in the queue carries:
+/// messages waiting (KEYS[1] list), scheduled (KEYS[2] sorted set) or fetched by a registered
+/// consumer (the sets `KEYS[4]:{consumer}` of the consumers in the KEYS[3] sorted set) whose
+/// name does not start with one of the ARGV[1] prefixes that follow it (workers that are gone).
+/// A message's payload (KEYS[5] hash, by message id) is the JSON of a `JobMessage`, whose `id`
+/// is the job's.
+///
+/// The window keeps the messages read here to a few hundred per queue.
+const MISSING_JOBS: &str = r#"
+local carried = {}
+local function read(messages)
+    for i = 1, #messages, 500 do
+        local chunk = {}
+        for j = i, math.min(i + 499, #messages) do
+            chunk[#chunk + 1] = messages[j]
+        end
+        local payloads = redis.call('HMGET', KEYS[5], unpack(chunk))
+        for _, payload in ipairs(payloads) do
+            if payload then
+                local ok, message = pcall(cjson.decode, payload)
+                if ok and type(message) == 'table' and type(message.id) == 'string' then
+                    carried[message.id] = true
+                end
+            end
+        end
+    end
+end
+local gone = tonumber(ARGV[1])
+local function live(consumer)
+    for i = 2, gone + 1 do
+        if string.sub(consumer, 1, #ARGV[i]) == ARGV[i] then
+            return false
+        end
+    end
+    return true
+end
+read(redis.call('LRANGE', KEYS[1], 0, -1))
+read(redis.call('ZRANGE', KEYS[2], 0, -1))
+for _, consumer in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    if live(consumer) then
+        read(redis.call('SMEMBERS', KEYS[4] .. ':' .. consumer))
+    end
+end
+local missing = {}
+for i = gone + 2, #ARGV do
+    if not carried[ARGV[i]] then
+        missing[#missing + 1] = ARGV[i]
+    end
+end
+return missing
+"#;
 
 /// Removes up to ARGV[1] finished messages: pops their ids from the `done` set (KEYS[1]) and
 /// deletes their payload (KEYS[2] hash) and metadata (`KEYS[3]:{id}`). Unlike apalis' own

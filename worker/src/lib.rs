@@ -9,14 +9,18 @@
 //!   never on the tokio threads;
 //! - each running job **heartbeats** its progress and learns of cancel requests (at once through
 //!   `LISTEN strata_jobs_cancel`, or at its next heartbeat);
-//! - a **reconciler** re-dispatches jobs Redis lost and re-runs jobs whose worker died;
+//! - a **reconciler** re-dispatches jobs Redis lost and re-runs jobs whose worker died; a job
+//!   whose worker process died under it runs alone next time, and fails as poison once it has
+//!   stopped `worker.max_worker_deaths` workers;
+//! - each run stops at its tier's `max_runtime_secs`;
 //! - a **webhook sender** POSTs the signed events announcing finished jobs, retrying with
 //!   backoff; deliveries are rows in PostgreSQL, so any worker takes over another's;
 //! - an optional HTTP server serves `/metrics`, `/health/live` and `/health/ready`.
 //!
 //! Delivery is at least once: a job is claimed (`queued -> running`) before it runs, so a
-//! repeated message for a running or finished job is skipped; result and final status are
-//! written in one statement.
+//! repeated message for a running or finished job is skipped; every write of the run is fenced
+//! by its claim's number, so a run that lost its job writes nothing; result and final status
+//! are written in one statement.
 
 mod ai;
 mod bars;
@@ -27,6 +31,8 @@ mod http;
 mod jobs;
 mod reconciler;
 mod slots;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod webhooks;
 
 use std::future::Future;
@@ -90,6 +96,11 @@ pub(crate) struct Worker {
     /// left to workers that have one).
     ai: Option<ai::provider::Provider>,
     running: Running,
+    /// Every job holds a read guard while it runs; a job that stopped a worker before holds
+    /// the write guard, so it runs alone (see `JobMessage::alone`).
+    turns: tokio::sync::RwLock<()>,
+    /// Set once the worker shuts down: a job still waiting for its turn is not claimed.
+    shutting_down: AtomicBool,
     /// Per queue (in [`Queue::ALL`] order): a job may wait in PostgreSQL.
     backlog_hints: [AtomicBool; 4],
     dispatch_wake: Notify,
@@ -158,6 +169,8 @@ pub async fn run(
         metrics,
         bars: BarsCache::default(),
         running: Running::default(),
+        turns: tokio::sync::RwLock::new(()),
+        shutting_down: AtomicBool::new(false),
         backlog_hints: Default::default(),
         dispatch_wake: Notify::new(),
         engine,
@@ -193,6 +206,7 @@ pub async fn run(
         "shutting down: no new jobs; running jobs have {} s to finish",
         grace.as_secs()
     );
+    worker.shutting_down.store(true, Ordering::Release);
     consumers.stop().await;
     if !consumers.wait(grace).await {
         let stopping = worker.running.stop_all(Stop::Shutdown);

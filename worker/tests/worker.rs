@@ -8,7 +8,7 @@ use engine::sweep::{run_sweep, Control};
 use serde_json::{json, Value};
 use strata_core::job::{parse_backtest, parse_sweep, Job, JobKind, JobMessage, JobStatus};
 use strata_core::queue::{Queue, Queues};
-use strata_core::store::{NewJob, Submitted};
+use strata_core::store::{Claim, ClaimToken, NewJob, Submitted};
 use strata_core::testing::TestEnv;
 use strata_core::{Config, Store, Tier};
 use tokio::sync::oneshot;
@@ -230,6 +230,14 @@ impl Running {
     }
 }
 
+/// Claims a queued, due job as worker `worker_id` would: the run's token.
+async fn claim(store: &Store, id: Uuid, worker_id: &str) -> ClaimToken {
+    match store.claim(id, worker_id, false).await.unwrap() {
+        Claim::Claimed(claimed) => claimed.token(),
+        other => panic!("not claimed: {other:?}"),
+    }
+}
+
 fn backtest_spec() -> Value {
     json!({
         "data": {"dataset": "GOOG", "start": "2008-01-01", "end": "2012-12-31"},
@@ -388,6 +396,7 @@ async fn a_job_delivered_twice_runs_once() {
     let message = JobMessage {
         id,
         request_id: Some("req-twice".to_owned()),
+        alone: false,
     };
     // Two deliveries besides the one the dispatcher makes.
     queues
@@ -532,11 +541,11 @@ async fn a_job_whose_workers_keep_dying_fails_after_its_attempts() {
     assert_eq!(job.status, JobStatus::Failed);
     let error = job.error.unwrap_or_default();
     assert!(
-        error.contains("3 attempts")
-            && error.contains("host-1-dead")
-            && error.contains("heartbeats"),
+        error.contains("3 attempts") && error.contains("heartbeats"),
         "{error}"
     );
+    // The owner is not told the machines: the log names the worker.
+    assert!(!error.contains("host-1-dead"), "{error}");
 
     worker.stop().await;
     setup.cleanup().await;
@@ -620,6 +629,7 @@ async fn a_cancelled_queued_job_is_skipped() {
             &[JobMessage {
                 id,
                 request_id: None,
+                alone: false,
             }],
         )
         .await
@@ -1002,15 +1012,9 @@ async fn a_passing_failure_runs_again_after_a_backoff_then_gives_up_with_the_las
 
     // A first attempt that hit a disk hiccup: queued again, not before the backoff.
     let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
-    store.claim(id, "host-1-a").await.unwrap().unwrap();
+    let run = claim(store, id, "host-1-a").await;
     let retry = store
-        .retry_later(
-            id,
-            "host-1-a",
-            "cannot read the file: timed out",
-            backoff,
-            3,
-        )
+        .retry_later(run, "cannot read the file: timed out", backoff, 3)
         .await
         .unwrap();
     let Some(Retry::After(wait)) = retry else {
@@ -1049,9 +1053,9 @@ async fn a_passing_failure_runs_again_after_a_backoff_then_gives_up_with_the_las
             .execute(&store.pool)
             .await
             .unwrap();
-        store.claim(id, "host-1-a").await.unwrap().unwrap();
+        let run = claim(store, id, "host-1-a").await;
         let retry = store
-            .retry_later(id, "host-1-a", &format!("hiccup {attempt}"), backoff, 3)
+            .retry_later(run, &format!("hiccup {attempt}"), backoff, 3)
             .await
             .unwrap()
             .unwrap();
@@ -1081,23 +1085,27 @@ async fn a_finished_jobs_child_is_queued_once_with_its_result() {
         .submit(JobKind::AiStrategy, request, &setup.goog())
         .await;
     let store = setup.store();
-    store.claim(id, "w1").await.unwrap().expect("claimed");
+    let run = claim(store, id, "w1").await;
     let child = ChildJob {
         kind: JobKind::Backtest,
         spec: backtest_spec(),
     };
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     assert!(store
-        .succeed_with_child(id, "w1", r#"{"n": 1}"#, first, &child)
+        .succeed_with_child(run, r#"{"n": 1}"#, first, &child)
         .await
         .unwrap());
-    // A second delivery of the same job, or a worker that lost it, queues nothing more.
+    // A second delivery of the same job, or a run that lost it, queues nothing more.
     assert!(!store
-        .succeed_with_child(id, "w1", r#"{"n": 2}"#, second, &child)
+        .succeed_with_child(run, r#"{"n": 2}"#, second, &child)
         .await
         .unwrap());
+    let stale = strata_core::store::ClaimToken {
+        id,
+        claim: run.claim - 1,
+    };
     assert!(!store
-        .succeed_with_child(id, "w2", r#"{"n": 3}"#, second, &child)
+        .succeed_with_child(stale, r#"{"n": 3}"#, second, &child)
         .await
         .unwrap());
     let children: Vec<(Uuid, String, String, String)> =
@@ -1116,5 +1124,430 @@ async fn a_finished_jobs_child_is_queued_once_with_its_result() {
     );
     let child_job = store.job(OWNER, first).await.unwrap().unwrap();
     assert_eq!(child_job.parent_id, Some(id));
+    setup.cleanup().await;
+}
+
+/// Takes back every running job whose heartbeat is older than `lease`, as a reconciler pass
+/// does.
+async fn recover(store: &Store, lease: Duration) -> Vec<strata_core::store::Recovered> {
+    store
+        .recover_stale(&strata_core::store::Recovery {
+            lease,
+            max_attempts: 5,
+            backoff: Duration::ZERO,
+            max_worker_deaths: 2,
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_job_writes_nothing_even_on_the_same_worker() {
+    use strata_core::store::ChildJob;
+
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let id = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    // A first run, whose lease runs out (as through a PostgreSQL outage longer than the lease);
+    // the same worker claims the job again: the worker id cannot tell the runs apart.
+    let stale = claim(store, id, "host-1-a").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let recovered = recover(store, Duration::from_millis(10)).await;
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].status, "queued");
+    assert!(
+        !recovered[0].worker_died,
+        "a worker with no row is not taken for dead"
+    );
+    let current = claim(store, id, "host-1-a").await;
+    assert_eq!(current.claim, stale.claim + 1);
+
+    // Nothing the first run writes counts.
+    assert_eq!(store.heartbeat(stale, 0.9).await.unwrap(), None);
+    assert!(!store.succeed(stale, r#"{"stale": true}"#).await.unwrap());
+    let child = ChildJob {
+        kind: JobKind::Backtest,
+        spec: backtest_spec(),
+    };
+    assert!(!store
+        .succeed_with_child(stale, r#"{"stale": true}"#, Uuid::now_v7(), &child)
+        .await
+        .unwrap());
+    assert!(!store.fail(stale, "stale failure").await.unwrap());
+    let retried = store
+        .retry_later(stale, "stale hiccup", Duration::ZERO, 5)
+        .await
+        .unwrap();
+    assert_eq!(retried, None);
+    assert!(!store.cancelled(stale).await.unwrap());
+    assert!(!store.release(stale).await.unwrap());
+    let job = setup.job(id).await;
+    assert_eq!((job.status, job.progress), (JobStatus::Running, 0.0));
+
+    // The second run's do.
+    assert_eq!(store.heartbeat(current, 0.5).await.unwrap(), Some(false));
+    assert!(store
+        .succeed(current, r#"{"current": true}"#)
+        .await
+        .unwrap());
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 2);
+    assert_eq!(
+        store.result(id).await.unwrap().as_deref(),
+        Some(r#"{"current": true}"#)
+    );
+    let (children,): (i64,) = sqlx::query_as("SELECT count(*) FROM jobs WHERE parent_id = $1")
+        .bind(id)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(children, 0);
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_says_why_it_did_not_claim() {
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let goog = setup.goog();
+    let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+
+    // Waiting out a retry's backoff: a stale duplicate message does not start it early.
+    sqlx::query("UPDATE jobs SET run_after = now() + interval '1 hour' WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let claim_of = |alone| store.claim(id, "host-1-a", alone);
+    assert!(matches!(claim_of(false).await.unwrap(), Claim::NotDue));
+    let job = setup.job(id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Queued, 0));
+
+    // Due, but it stopped a worker before: only a message that says "alone" claims it.
+    sqlx::query("UPDATE jobs SET run_after = now(), worker_deaths = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(matches!(claim_of(false).await.unwrap(), Claim::NotAlone));
+    let Claim::Claimed(claimed) = claim_of(true).await.unwrap() else {
+        panic!("an alone message claims it")
+    };
+    assert_eq!((claimed.attempts, claimed.worker_deaths), (1, 1));
+    // Running now: any further message is a duplicate.
+    assert!(matches!(claim_of(true).await.unwrap(), Claim::NotQueued));
+    assert!(matches!(
+        store
+            .claim(Uuid::now_v7(), "host-1-a", false)
+            .await
+            .unwrap(),
+        Claim::NotQueued
+    ));
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_message_does_not_cut_a_retrys_backoff_short() {
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let id = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    let run = claim(store, id, "host-1-a").await;
+    let retry = store
+        .retry_later(
+            run,
+            "cannot read the file: timed out",
+            Duration::from_secs(2),
+            3,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(retry, Some(strata_core::store::Retry::After(_))));
+    // The message of its first attempt, delivered again (it was pushed twice).
+    setup
+        .queues()
+        .await
+        .push(
+            Queue::Pro,
+            &[JobMessage {
+                id,
+                request_id: None,
+                alone: false,
+            }],
+        )
+        .await
+        .unwrap();
+    let worker = start(setup.config());
+    let job = setup.wait_finished(id, Duration::from_secs(20)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(job.attempts, 2);
+    let (waited,): (bool,) =
+        sqlx::query_as("SELECT started_at >= run_after FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert!(
+        waited,
+        "the duplicate message started the job before its backoff was over"
+    );
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_process_died_runs_alone_then_fails_as_poison() {
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let goog = setup.goog();
+    let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let bystander = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let released = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    // Three worker processes, as they recorded themselves: two died a minute ago, one shut
+    // down cleanly then (its unfinished job was not what stopped it).
+    for (worker, stopped) in [
+        ("w-dead-1", false),
+        ("w-dead-2", false),
+        ("w-stopped", true),
+    ] {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, concurrency, threads, seen_at, stopped_at)
+             VALUES ($1, 'box', 1, 4, 1, now() - interval '1 minute',
+                     CASE WHEN $2 THEN now() - interval '1 minute' END)",
+        )
+        .bind(worker)
+        .bind(stopped)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    }
+    let silent = "UPDATE jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1";
+    for (job, worker) in [
+        (id, "w-dead-1"),
+        (bystander, "w-dead-1"),
+        (released, "w-stopped"),
+    ] {
+        claim(store, job, worker).await;
+        sqlx::query(silent)
+            .bind(job)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+
+    let recovered = recover(store, Duration::from_secs(5)).await;
+    let died = |job| recovered.iter().find(|r| r.id == job).unwrap().worker_died;
+    assert!(
+        died(id) && died(bystander) && !died(released),
+        "{recovered:?}"
+    );
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("attempt 1: the worker process running it died")
+    );
+    // Dispatched again, it goes alone; a duplicate of its first message claims nothing.
+    let mut dispatch = store.begin_dispatch(Queue::Pro).await.unwrap().unwrap();
+    let messages = dispatch.take(10).await.unwrap();
+    dispatch.commit().await.unwrap();
+    let alone = |job| messages.iter().find(|m| m.id == job).unwrap().alone;
+    assert!(
+        alone(id) && alone(bystander) && !alone(released),
+        "{messages:?}"
+    );
+    assert!(matches!(
+        store.claim(id, "w-dead-2", false).await.unwrap(),
+        Claim::NotAlone
+    ));
+
+    // Its second worker dies under it too: it fails as poison, for good.
+    let Claim::Claimed(claimed) = store.claim(id, "w-dead-2", true).await.unwrap() else {
+        panic!("not claimed")
+    };
+    assert_eq!(claimed.worker_deaths, 1);
+    sqlx::query(silent)
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let recovered = recover(store, Duration::from_secs(5)).await;
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(
+        (recovered[0].status.as_str(), recovered[0].worker_deaths),
+        ("failed", 2)
+    );
+    let job = setup.job(id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the job stopped its worker twice"),
+        "{error}"
+    );
+    assert!(!error.contains("w-dead"), "{error}");
+    let poisoned = store.poisoned_jobs(2, 10).await.unwrap();
+    assert_eq!(poisoned.len(), 1);
+    assert_eq!((poisoned[0].id, poisoned[0].worker_deaths), (id, 2));
+    let (dead,): (i64,) = sqlx::query_as("SELECT count(*) FROM workers WHERE died_at IS NOT NULL")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 2, "w-dead-1 and w-dead-2 are recorded dead");
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_tiers_run_time_limit_fails_with_a_clear_error() {
+    let setup = Setup::new().await;
+    let mut config = setup.config();
+    config.worker.threads = 1;
+    config.tiers.pro.max_runtime_secs = Some(1);
+    let worker = start(config);
+    let id = setup
+        .submit(JobKind::Sweep, long_sweep_spec(), &setup.long_data())
+        .await;
+    let running = setup
+        .wait_for(id, Duration::from_secs(30), |job| {
+            job.status == JobStatus::Running
+        })
+        .await;
+    let started = running.started_at.unwrap();
+    let job = setup.wait_finished(id, Duration::from_secs(10)).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("the job ran longer than the pro tier's 1 s limit")
+    );
+    let ran = (job.finished_at.unwrap() - started).to_std().unwrap();
+    assert!(
+        ran >= Duration::from_secs(1) && ran < Duration::from_secs(4),
+        "stopped after {ran:?}"
+    );
+    assert!(setup.store().result(id).await.unwrap().is_none());
+
+    // The slot is free again: the next job runs.
+    let next = setup
+        .submit(JobKind::Backtest, tiny_spec(), &setup.goog())
+        .await;
+    let job = setup.wait_finished(next, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    worker.stop().await;
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_cannot_be_stored_fails_the_job_at_once_with_the_reason() {
+    let setup = Setup::new().await;
+    let goog = setup.goog();
+    let mut config = setup.config();
+    config.worker.max_result_mb = 1;
+    let worker = start(config);
+
+    // Over worker.max_result_mb: every set ranked, each with its equity curve.
+    let large = setup
+        .submit(
+            JobKind::Sweep,
+            json!({
+                "data": {"dataset": "GOOG"},
+                "strategy": {"template": "sma_cross"},
+                "grid": {"fast": "2:61:1", "slow": [100]},
+                "top": 60
+            }),
+            &goog,
+        )
+        .await;
+    let job = setup.wait_finished(large, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the result is ") && error.contains("more than the 1 MB a job may store"),
+        "{error}"
+    );
+
+    // Refused by PostgreSQL for good (here a rule every result breaks): failed at once with the
+    // reason, not retried for half a minute and left running.
+    sqlx::query("ALTER TABLE job_results ADD CONSTRAINT refuse_all CHECK (job_id IS NULL)")
+        .execute(&setup.store().pool)
+        .await
+        .unwrap();
+    let refused = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let started = Instant::now();
+    let job = setup.wait_finished(refused, Duration::from_secs(20)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("the result could not be stored: it breaks a rule of the database (a constraint)")
+    );
+    assert_eq!(job.attempts, 1);
+
+    // An error text with a NUL byte is stored, the NUL replaced.
+    sqlx::query("ALTER TABLE job_results DROP CONSTRAINT refuse_all")
+        .execute(&setup.store().pool)
+        .await
+        .unwrap();
+    worker.stop().await;
+    let id = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let run = claim(setup.store(), id, "host-1-a").await;
+    assert!(setup
+        .store()
+        .fail(run, "bad byte \0 in the data")
+        .await
+        .unwrap());
+    let job = setup.job(id).await;
+    assert_eq!(job.error.as_deref(), Some("bad byte \u{FFFD} in the data"));
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_jobs_whose_messages_redis_lost_are_dispatched_again() {
+    let setup = Setup::new().await;
+    let store = setup.store();
+    let goog = setup.goog();
+    let queues = setup.queues().await;
+    // Both handed to Redis a minute ago: one's message is still waiting there, the other's was
+    // lost (Redis restarted empty).
+    let waiting = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    let lost = setup.submit(JobKind::Backtest, tiny_spec(), &goog).await;
+    queues
+        .push(
+            Queue::Pro,
+            &[JobMessage {
+                id: waiting,
+                request_id: None,
+                alone: false,
+            }],
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET dispatched_at = now() - interval '1 minute'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+    let after = Duration::from_secs(30);
+    let candidates = store.dispatched_long_ago(after, 100).await.unwrap();
+    assert_eq!(candidates.len(), 1, "{candidates:?}");
+    let (queue, ids) = &candidates[0];
+    assert_eq!((*queue, ids.len()), (Queue::Pro, 2));
+    let missing = queues.missing(Queue::Pro, ids, &[]).await.unwrap();
+    assert_eq!(missing, [lost], "only the lost message is missing");
+    assert_eq!(store.redispatch(&missing, after).await.unwrap(), 1);
+
+    // A worker runs both, each once.
+    let worker = start(setup.config());
+    for id in [waiting, lost] {
+        let job = setup.wait_finished(id, Duration::from_secs(30)).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+    }
+    worker.stop().await;
     setup.cleanup().await;
 }

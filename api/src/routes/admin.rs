@@ -1,6 +1,6 @@
 //! `/v1/admin`: what operators see and do across every user (tokens with the `admin` claim):
-//! the queues, the running jobs and the workers; sending a failed or cancelled job back to the
-//! queue.
+//! the queues, the running jobs and the workers; the jobs failed as poison; sending a failed or
+//! cancelled job back to the queue.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use strata_core::store::{RetryOutcome, RunningJob, WorkerSeen};
+use strata_core::store::{PoisonedJob, RetryOutcome, RunningJob, WorkerSeen};
 use uuid::Uuid;
 
 use super::jobs::JobView;
@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/v1/admin/queues", get(queues))
+        .route("/v1/admin/poisoned", get(poisoned))
         .route("/v1/admin/jobs/{id}/retry", post(retry))
 }
 
@@ -114,6 +115,36 @@ pub async fn queues(
             jobs: running,
         },
         workers,
+    }))
+}
+
+/// Jobs failed as poison, the latest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PoisonedView {
+    /// Worker deaths that fail a job (`worker.max_worker_deaths`).
+    max_worker_deaths: i32,
+    /// The latest 100 such jobs.
+    jobs: Vec<PoisonedJob>,
+}
+
+/// Jobs failed as poison: each of their runs ended with its worker process dying (abort, out
+/// of memory, crash), `worker.max_worker_deaths` times. An operator looks at their specs
+/// before retrying one (a retried one runs alone, once).
+#[utoipa::path(get, path = "/v1/admin/poisoned", tag = "admin",
+    responses((status = 200, body = PoisonedView),
+              (status = 401, body = crate::error::Problem),
+              (status = 403, description = "the token has no admin claim", body = crate::error::Problem),
+              (status = 503, description = "PostgreSQL is down", body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn poisoned(
+    State(ctx): State<ApiContext>,
+    _admin: AdminUser,
+) -> ApiResult<Json<PoisonedView>> {
+    let max_worker_deaths = ctx.config.worker.max_worker_deaths;
+    let jobs = ctx.store.poisoned_jobs(max_worker_deaths, LISTED).await?;
+    Ok(Json(PoisonedView {
+        max_worker_deaths,
+        jobs,
     }))
 }
 

@@ -68,6 +68,7 @@ pub fn router() -> Router<ApiContext> {
         health::health,
         metrics::metrics,
         admin::queues,
+        admin::poisoned,
         admin::retry,
         ai::strategies,
         ai::analyses,
@@ -81,7 +82,7 @@ pub fn router() -> Router<ApiContext> {
         (name = "datasets", description = "Uploaded and bundled market data"),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),
-        (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, retries"),
+        (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, poison jobs, retries"),
     )
 )]
 pub struct ApiDoc;
@@ -110,11 +111,15 @@ impl Modify for BearerAuth {
 /// api really sends, and schema testing holds the api to it.
 struct ProblemResponses;
 
+/// Whether a common error applies to an operation.
+type Applies = fn(&utoipa::openapi::path::Operation) -> bool;
+
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{Content, Ref, RefOr, Response};
         let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
-        let common: [(&str, &str, fn(&utoipa::openapi::path::Operation) -> bool); 7] = [
+        // (status, description, whether the operation may answer it)
+        let common: [(&str, &str, Applies); 7] = [
             (
                 "400",
                 "A malformed request: a path or query parameter, a header or the JSON body",

@@ -76,6 +76,28 @@ pub struct WorkerSeen {
     pub alive: bool,
 }
 
+/// A job failed as poison: its runs stopped their worker process (abort, OOM kill, crash) as
+/// many times as `worker.max_worker_deaths` allows.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct PoisonedJob {
+    /// The job's id.
+    pub id: Uuid,
+    /// The user who submitted it.
+    pub owner: String,
+    /// Their tier.
+    #[sqlx(try_from = "String")]
+    pub tier: Tier,
+    /// What it computes.
+    #[sqlx(try_from = "String")]
+    pub kind: JobKind,
+    /// Runs of it that ended with their worker process dying.
+    pub worker_deaths: i32,
+    /// When the last of them was found dead: when the job failed.
+    pub last_worker_death_at: Option<DateTime<Utc>>,
+    /// The error its owner reads.
+    pub error: Option<String>,
+}
+
 /// What an operator's retry did.
 #[derive(Debug, Clone)]
 pub enum RetryOutcome {
@@ -162,6 +184,25 @@ impl Store {
         .await
     }
 
+    /// Failed jobs whose runs stopped their worker `deaths` times or more (poison), the
+    /// latest first, at most `limit`.
+    pub async fn poisoned_jobs(
+        &self,
+        deaths: i32,
+        limit: i64,
+    ) -> Result<Vec<PoisonedJob>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, owner, tier, kind, worker_deaths, last_worker_death_at, error
+             FROM jobs WHERE status = 'failed' AND worker_deaths > 0 AND worker_deaths >= $1
+             ORDER BY last_worker_death_at DESC, id
+             LIMIT $2",
+        )
+        .bind(deaths)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Any user's job, for operators.
     pub async fn any_job(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
         sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
@@ -173,12 +214,16 @@ impl Store {
     /// Sends a failed or cancelled job of any user back to the queue as if just submitted:
     /// attempts, error, progress and every trace of its last run are cleared. Clearing
     /// `dispatched_at` fires the `jobs_queued` trigger, which wakes the dispatcher.
+    ///
+    /// A job that stopped a worker process before keeps one death: it runs alone, and fails
+    /// as poison if it stops that worker too (with the default `max_worker_deaths` of 2).
     pub async fn retry(&self, id: Uuid) -> Result<RetryOutcome, StoreError> {
         let queued: Option<Job> = sqlx::query_as(&format!(
             "UPDATE jobs SET
                  status = 'queued', attempts = 0, progress = 0, error = NULL,
                  worker_id = NULL, started_at = NULL, heartbeat_at = NULL, finished_at = NULL,
-                 dispatched_at = NULL, run_after = NULL, cancel_requested = false
+                 dispatched_at = NULL, run_after = NULL, cancel_requested = false,
+                 worker_deaths = least(worker_deaths, 1)
              WHERE id = $1 AND status IN ('failed', 'cancelled')
              RETURNING {JOB_COLUMNS}"
         ))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub use admin::{QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
+pub use admin::{PoisonedJob, QueueLoad, RetryOutcome, RunningJob, WorkerSeen};
 pub use ai::{utc_day, AiCall, Subject, Tokens};
 pub use datasets::{
     Dataset, DatasetInserted, DatasetKind, NewDataset, StorageLimits, StorageUsage,
@@ -59,6 +59,36 @@ pub fn is_unavailable(error: &StoreError) -> bool {
             c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
         }),
         _ => false,
+    }
+}
+
+/// `text` as PostgreSQL can store it: a `text` value cannot hold NUL, which becomes U+FFFD
+/// (the replacement character), so an error quoting a NUL byte is still recorded.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Why PostgreSQL refused a statement for good, in words for a job's owner: the kind of
+/// refusal, without the driver's text (which may name tables, constraints or servers; the log
+/// keeps it).
+pub fn refusal(error: &StoreError) -> &'static str {
+    let code = match error {
+        sqlx::Error::Database(e) => e.code(),
+        _ => None,
+    };
+    match code.as_deref() {
+        // program_limit_exceeded: a value over 1 GB, a row or an array too large.
+        Some("54000") => "it is larger than PostgreSQL can store in one value (1 GB)",
+        Some(c) if c.starts_with("54") => "it exceeds a limit of PostgreSQL",
+        // character_not_in_repertoire, untranslatable_character: a NUL byte in text.
+        Some("22021" | "22P05") => "it holds text PostgreSQL cannot store (a NUL character)",
+        Some(c) if c.starts_with("22") => "PostgreSQL refused its data as invalid",
+        Some(c) if c.starts_with("23") => "it breaks a rule of the database (a constraint)",
+        _ => "the database refused it",
     }
 }
 

@@ -33,10 +33,12 @@ pub(crate) async fn run(
     job: &RunningJob,
 ) -> Result<Output, JobError> {
     let Some(provider) = &worker.ai else {
-        return Err(JobError::Failed(format!(
-            "no language model is configured on worker {} (ai.provider)",
-            worker.id
-        )));
+        // The log names the worker; its owner need not know the machines.
+        tracing::error!(worker_id = %worker.id, "an AI job reached a worker without a language model");
+        return Err(JobError::Failed(
+            "no language model is configured on the worker that took the job (ai.provider)"
+                .to_owned(),
+        ));
     };
     let mut talk = Conversation {
         worker,
@@ -90,7 +92,7 @@ impl Conversation<'_> {
         // The call is paid for: record it even through a database hiccup.
         if persist(|| self.worker.store.record_ai_call(&call))
             .await
-            .is_none()
+            .is_err()
         {
             tracing::error!(
                 input_tokens = call.input_tokens,
@@ -115,7 +117,12 @@ impl Conversation<'_> {
             .store
             .ai_tokens_today(&self.claimed.owner)
             .await
-            .map_err(|e| JobError::Transient(format!("cannot read today's AI tokens: {e}")))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot read today's AI tokens");
+                JobError::Transient(
+                    "cannot read today's AI tokens: the database did not answer".to_owned(),
+                )
+            })?;
         if today.total() >= limit {
             return Err(JobError::Failed(format!(
                 "ai_tokens_per_day: the {tier} tier's {limit} tokens for today (UTC) are used up \

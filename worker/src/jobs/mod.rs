@@ -15,7 +15,7 @@ use engine::data::{Bars, LoadOptions};
 use engine::tick::TickData;
 use serde_json::Value;
 use strata_core::job::{JobKind, JobMessage};
-use strata_core::store::{ChildJob, Claimed, Retry};
+use strata_core::store::{ChildJob, Claim, ClaimToken, Claimed, Retry, StoreError};
 use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 use uuid::Uuid;
 
@@ -32,6 +32,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const WRITE_PATIENCE: Duration = Duration::from_secs(30);
 /// The longest pause between two tries of a write.
 const WRITE_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// A job told to stop at its tier's run-time limit that is still running this much later (its
+/// engine work does not look at the cancel flag) is failed by its monitor all the same; the
+/// work runs on until it ends, and its result is then dropped.
+const OVERRUN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a running job was told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub(crate) enum Stop {
     Shutdown = 2,
     /// It is no longer this worker's: the reconciler took it back after a stale heartbeat.
     Lost = 3,
+    /// It ran longer than its tier's `max_runtime_secs`.
+    Overran = 4,
 }
 
 /// A job running on this worker: its cancellation flag and its progress, shared with the
@@ -73,6 +79,7 @@ impl RunningJob {
             1 => Some(Stop::Owner),
             2 => Some(Stop::Shutdown),
             3 => Some(Stop::Lost),
+            4 => Some(Stop::Overran),
             _ => None,
         }
     }
@@ -100,34 +107,46 @@ impl RunningJob {
     }
 }
 
-/// The jobs running on this worker, by id.
+/// The jobs running on this worker, by id, each with the claim of its run.
 #[derive(Default)]
-pub(crate) struct Running(Mutex<HashMap<Uuid, Arc<RunningJob>>>);
+pub(crate) struct Running(Mutex<HashMap<Uuid, (i32, Arc<RunningJob>)>>);
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<RunningJob>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (i32, Arc<RunningJob>)>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn insert(&self, id: Uuid) -> Arc<RunningJob> {
+    /// A run starts. An older run of the same job on this worker (claimed again after its
+    /// lease ran out, as after a long PostgreSQL outage) has lost the job: it is stopped.
+    fn insert(&self, run: ClaimToken) -> Arc<RunningJob> {
         let job = Arc::new(RunningJob::default());
-        self.lock().insert(id, Arc::clone(&job));
+        let older = self.lock().insert(run.id, (run.claim, Arc::clone(&job)));
+        if let Some((_, older)) = older {
+            older.stop(Stop::Lost);
+        }
         job
     }
 
-    fn remove(&self, id: Uuid) {
-        self.lock().remove(&id);
+    /// A run ended; a newer run of the same job stays.
+    fn remove(&self, run: ClaimToken) {
+        let mut jobs = self.lock();
+        if jobs
+            .get(&run.id)
+            .is_some_and(|(claim, _)| *claim == run.claim)
+        {
+            jobs.remove(&run.id);
+        }
     }
 
     /// Stops the job if it runs here, for `reason`; `true` if it does.
     pub(crate) fn stop(&self, id: Uuid, reason: Stop) -> bool {
-        let job = self.lock().get(&id).cloned();
+        let job = self.lock().get(&id).map(|(_, job)| Arc::clone(job));
         job.is_some_and(|job| job.stop(reason))
     }
 
     /// Stops every running job for `reason`; returns how many.
     pub(crate) fn stop_all(&self, reason: Stop) -> usize {
-        let jobs: Vec<Arc<RunningJob>> = self.lock().values().cloned().collect();
+        let jobs: Vec<Arc<RunningJob>> = self.lock().values().map(|(_, j)| Arc::clone(j)).collect();
         jobs.iter().filter(|job| job.stop(reason)).count()
     }
 
@@ -273,17 +292,49 @@ pub(crate) async fn process(worker: &Arc<Worker>, message: JobMessage) {
 }
 
 async fn run_message(worker: &Arc<Worker>, message: JobMessage) {
-    let claimed = match persist(|| worker.store.claim(message.id, &worker.id)).await {
-        Some(Some(claimed)) => claimed,
-        Some(None) => {
+    // A job that stopped a worker before runs with nothing beside it: it waits for the jobs
+    // running here to end, and the jobs after it wait for it. Taken before the claim, so the
+    // job's heartbeat starts only when it does.
+    let _turn = if message.alone {
+        info!("the job stopped a worker before: waiting to run it alone");
+        Turn::Alone(worker.turns.write().await)
+    } else {
+        Turn::Shared(worker.turns.read().await)
+    };
+    if worker.shutting_down.load(Ordering::Acquire) {
+        // Its turn came as the worker stops: not started, and handed back to the dispatcher
+        // (its message is used up by this delivery).
+        info!("not started: the worker is shutting down; handed back to the queue");
+        let ids = [message.id];
+        if let Err(e) = persist(|| worker.store.redispatch(&ids, Duration::ZERO)).await {
+            warn!(error = %e, "cannot hand the job back; the reconciler will");
+        }
+        return;
+    }
+    let claim = persist(|| worker.store.claim(message.id, &worker.id, message.alone)).await;
+    let claimed = match claim {
+        Ok(Claim::Claimed(claimed)) => *claimed,
+        Ok(Claim::NotQueued) => {
             debug!(
                 "skipped: the job is not queued (a repeated delivery, or cancelled or finished)"
             );
             return;
         }
-        // Still queued: the reconciler dispatches it again.
-        None => return,
+        Ok(Claim::NotDue) => {
+            debug!("skipped: the job waits out a retry's backoff; the dispatcher sends it again when it is due");
+            return;
+        }
+        Ok(Claim::NotAlone) => {
+            debug!("skipped: the job must run alone and this message (sent before it stopped a worker) does not say so");
+            return;
+        }
+        // Still queued: the reconciler dispatches it again if this message is lost.
+        Err(e) => {
+            error!(error = %e, "cannot claim the job");
+            return;
+        }
     };
+    let run = claimed.token();
     let kind = claimed.kind.as_str();
     let tier = claimed.tier.as_str();
     worker
@@ -291,23 +342,42 @@ async fn run_message(worker: &Arc<Worker>, message: JobMessage) {
         .started
         .with_label_values(&[kind, tier])
         .inc();
-    info!(kind, tier, attempt = claimed.attempts, "job started");
+    info!(
+        kind,
+        tier,
+        attempt = claimed.attempts,
+        claim = claimed.claim,
+        alone = message.alone,
+        "job started"
+    );
+    #[cfg(feature = "test-hooks")]
+    crate::test_hooks::on_start(&claimed);
 
-    let job = worker.running.insert(claimed.id);
+    let job = worker.running.insert(run);
+    let limit = worker
+        .config
+        .tiers
+        .quota(claimed.tier)
+        .max_runtime_secs
+        .map(|secs| RuntimeLimit {
+            secs,
+            tier: claimed.tier,
+        });
+    let started = Instant::now();
     let monitor = tokio::spawn(
-        monitor(Arc::clone(worker), claimed.id, Arc::clone(&job)).instrument(Span::current()),
+        monitor(Arc::clone(worker), run, Arc::clone(&job), started, limit)
+            .instrument(Span::current()),
     );
     let running = RunningGuard {
         worker,
-        id: claimed.id,
+        run,
         monitor,
     };
-    let started = Instant::now();
     let outcome = execute(worker, &claimed, &job).await;
     let elapsed = started.elapsed();
     drop(running);
 
-    let label = record(worker, &claimed, &job, outcome, elapsed).await;
+    let label = record(worker, &claimed, &job, outcome, elapsed, limit).await;
     worker
         .metrics
         .finished
@@ -320,18 +390,45 @@ async fn run_message(worker: &Arc<Worker>, message: JobMessage) {
         .observe(elapsed.as_secs_f64());
 }
 
+/// A job's turn on this worker: shared with the other jobs, or alone.
+enum Turn<'a> {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'a, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'a, ()>),
+}
+
+/// A tier's limit on the wall-clock time of one run.
+#[derive(Debug, Clone, Copy)]
+struct RuntimeLimit {
+    secs: u64,
+    tier: strata_core::Tier,
+}
+
+impl RuntimeLimit {
+    fn duration(self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+
+    /// The error of a job stopped at the limit.
+    fn error(self) -> String {
+        format!(
+            "the job ran longer than the {} tier's {} s limit",
+            self.tier, self.secs
+        )
+    }
+}
+
 /// While a job runs: its heartbeat and its entry among the running jobs, both ended when it
 /// ends, however it ends (its heartbeat must stop for the reconciler to see a lost job).
 struct RunningGuard<'a> {
     worker: &'a Worker,
-    id: Uuid,
+    run: ClaimToken,
     monitor: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.monitor.abort();
-        self.worker.running.remove(self.id);
+        self.worker.running.remove(self.run);
     }
 }
 
@@ -384,38 +481,59 @@ async fn record(
     job: &RunningJob,
     outcome: Result<Output, JobError>,
     elapsed: Duration,
+    limit: Option<RuntimeLimit>,
 ) -> &'static str {
-    let (id, me) = (claimed.id, worker.id.as_str());
+    let run = claimed.token();
     let store = &worker.store;
     let elapsed_ms = elapsed.as_millis() as u64;
     match outcome {
         Ok(output) => {
             worker.metrics.bars.inc_by(output.bars);
+            let most = worker.config.worker.max_result_mb.saturating_mul(1 << 20);
+            if output.document.len() as u64 > most {
+                let error = format!(
+                    "the result is {} MB, more than the {} MB a job may store: ask for less \
+                     (a smaller `top` for a sweep, a shorter period)",
+                    output.document.len().div_ceil(1 << 20),
+                    worker.config.worker.max_result_mb
+                );
+                fail(worker, run, &error, elapsed_ms).await;
+                return "failed";
+            }
             // A result that is ready is kept even if a cancel arrived meanwhile.
             let written = match &output.child {
-                None => persist(|| store.succeed(id, me, &output.document)).await,
+                None => persist(|| store.succeed(run, &output.document)).await,
                 Some((child_id, child)) => {
-                    persist(|| store.succeed_with_child(id, me, &output.document, *child_id, child))
+                    persist(|| store.succeed_with_child(run, &output.document, *child_id, child))
                         .await
                 }
             };
             match written {
-                Some(true) => {
+                Ok(true) => {
                     info!(elapsed_ms, bars = output.bars, "job succeeded");
                     "succeeded"
                 }
-                Some(false) => {
+                Ok(false) => {
                     warn!(
                         "job finished, but it is no longer running on this worker: result dropped"
                     );
                     "lost"
                 }
-                None => "error",
+                Err(WriteError::Refused(e)) => {
+                    error!(error = %e, bytes = output.document.len(), "PostgreSQL refused the result");
+                    let error = format!(
+                        "the result could not be stored: {}",
+                        strata_core::store::refusal(&e)
+                    );
+                    fail(worker, run, &error, elapsed_ms).await;
+                    "failed"
+                }
+                Err(WriteError::Unavailable(_)) => "error",
             }
         }
         Err(JobError::Cancelled) => match job.stopped() {
             Some(Stop::Shutdown) => {
-                if persist(|| store.release(id, me)).await == Some(true) {
+                if persist(|| store.release(run)).await.is_ok_and(|done| done) {
                     info!(
                         elapsed_ms,
                         "job stopped for the worker's shutdown: handed back to the queue"
@@ -427,83 +545,154 @@ async fn record(
                 warn!("job stopped: it is no longer running on this worker");
                 "lost"
             }
+            Some(Stop::Overran) => {
+                let error = limit.map_or_else(
+                    || "the job ran longer than its tier allows".to_owned(),
+                    RuntimeLimit::error,
+                );
+                fail(worker, run, &error, elapsed_ms).await;
+                "failed"
+            }
             Some(Stop::Owner) | None => {
-                if persist(|| store.cancelled(id, me)).await == Some(true) {
+                if persist(|| store.cancelled(run))
+                    .await
+                    .is_ok_and(|done| done)
+                {
                     info!(elapsed_ms, "job cancelled");
                 }
                 "cancelled"
             }
         },
         Err(JobError::Failed(message)) => {
-            if persist(|| store.fail(id, me, &message)).await == Some(true) {
-                info!(elapsed_ms, error = %message, "job failed");
-            }
+            fail(worker, run, &message, elapsed_ms).await;
             "failed"
         }
         Err(JobError::Transient(message)) => {
             let w = &worker.config.worker;
             let retry = persist(|| {
                 store.retry_later(
-                    id,
-                    me,
+                    run,
                     &message,
                     Duration::from_secs(w.retry_backoff_secs),
                     w.max_attempts,
                 )
             })
             .await;
-            match retry.flatten() {
-                Some(Retry::After(wait)) => {
+            match retry {
+                Ok(Some(Retry::After(wait))) => {
                     warn!(elapsed_ms, error = %message, retry_in_ms = wait.as_millis() as u64,
                         "job failed for a passing reason: it runs again after a backoff");
                     "retried"
                 }
-                Some(Retry::GaveUp) => {
+                Ok(Some(Retry::GaveUp)) => {
                     warn!(elapsed_ms, error = %message, "job failed again, out of attempts: failed");
                     "failed"
                 }
-                None => "error",
+                Ok(None) => "lost",
+                Err(WriteError::Refused(e)) => {
+                    error!(error = %e, "PostgreSQL refused the retry");
+                    fail(worker, run, &message, elapsed_ms).await;
+                    "failed"
+                }
+                Err(WriteError::Unavailable(_)) => "error",
             }
         }
         Err(JobError::Panicked(message)) => {
             error!(elapsed_ms, panic = %message, "engine code panicked; the job failed");
             let text = format!("internal error: the engine stopped unexpectedly ({message})");
-            persist(|| store.fail(id, me, &text)).await;
+            fail(worker, run, &text, elapsed_ms).await;
             "failed"
         }
     }
 }
 
-/// Runs a claim or a final write, retrying with backoff while PostgreSQL is unreachable or busy;
-/// `None` when it still fails after [`WRITE_PATIENCE`] (the reconciler then dispatches or runs
-/// the job again).
-pub(crate) async fn persist<T, F, Fut>(write: F) -> Option<T>
+/// Fails the run's job with `error`. If PostgreSQL refuses that text, the job still fails,
+/// with a plain one: it must not stay `running` until its lease says its worker died.
+async fn fail(worker: &Worker, run: ClaimToken, error: &str, elapsed_ms: u64) {
+    let store = &worker.store;
+    match persist(|| store.fail(run, error)).await {
+        Ok(true) => info!(elapsed_ms, error, "job failed"),
+        Ok(false) => warn!(
+            error,
+            "job failed, but it is no longer running on this worker"
+        ),
+        Err(WriteError::Unavailable(_)) => {}
+        Err(WriteError::Refused(e)) => {
+            error!(error = %e, text = error, "PostgreSQL refused the job's error text");
+            let plain = "the job failed, and its error could not be stored";
+            if persist(|| store.fail(run, plain))
+                .await
+                .is_ok_and(|done| done)
+            {
+                info!(elapsed_ms, "job failed");
+            }
+        }
+    }
+}
+
+/// Why a write of a job's run did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// PostgreSQL stayed unreachable or busy for [`WRITE_PATIENCE`]: the reconciler takes
+    /// over (dispatches the job again, or runs it again after its lease).
+    #[error("PostgreSQL unavailable: {0}")]
+    Unavailable(#[source] StoreError),
+    /// PostgreSQL refused the statement for good (a value too large, text it cannot store, a
+    /// constraint): trying again cannot help.
+    #[error("refused by PostgreSQL: {0}")]
+    Refused(#[source] StoreError),
+}
+
+/// Whether a failed statement may succeed if tried again: PostgreSQL unreachable or not
+/// accepting work, or the statement lost a race (serialization failure, deadlock).
+fn is_passing_write_error(error: &StoreError) -> bool {
+    if strata_core::store::is_unavailable(error) {
+        return true;
+    }
+    match error {
+        sqlx::Error::Database(e) => e.code().is_some_and(|c| matches!(&*c, "40001" | "40P01")),
+        _ => false,
+    }
+}
+
+/// Runs a claim or a write of a run, retrying with backoff while PostgreSQL is unreachable or
+/// busy, for up to [`WRITE_PATIENCE`]; a refusal for good is returned at once.
+pub(crate) async fn persist<T, F, Fut>(write: F) -> Result<T, WriteError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
-    for attempt in 1u32.. {
+    let mut attempt = 1u32;
+    loop {
         match write().await {
-            Ok(done) => return Some(done),
+            Ok(done) => return Ok(done),
+            Err(e) if !is_passing_write_error(&e) => return Err(WriteError::Refused(e)),
             Err(e) if started.elapsed() + pause > WRITE_PATIENCE => {
                 error!(error = %e, attempt, "cannot update the job; leaving it to the reconciler");
-                return None;
+                return Err(WriteError::Unavailable(e));
             }
             Err(e) => {
                 warn!(error = %e, attempt, "cannot update the job yet; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(WRITE_PAUSE_MAX);
+                attempt += 1;
             }
         }
     }
-    None
 }
 
 /// While the job runs: heartbeats (with progress, at most a few times a second) that also
-/// bring back the owner's cancel request.
-async fn monitor(worker: Arc<Worker>, id: Uuid, job: Arc<RunningJob>) {
+/// bring back the owner's cancel request; and its tier's run-time limit, past which the job is
+/// told to stop (and failed here if it does not stop within [`OVERRUN_GRACE`]).
+async fn monitor(
+    worker: Arc<Worker>,
+    run: ClaimToken,
+    job: Arc<RunningJob>,
+    started: Instant,
+    limit: Option<RuntimeLimit>,
+) {
     let heartbeat_every = Duration::from_secs(worker.config.worker.heartbeat_secs.max(1));
     let mut last_write = Instant::now();
     let mut written = job.progress();
@@ -512,13 +701,29 @@ async fn monitor(worker: Arc<Worker>, id: Uuid, job: Arc<RunningJob>) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
+        if let Some(limit) = limit {
+            let ran = started.elapsed();
+            if ran > limit.duration() && job.stop(Stop::Overran) {
+                warn!(
+                    limit_secs = limit.secs,
+                    "the job ran past its tier's run-time limit: stopping it"
+                );
+            }
+            if ran > limit.duration() + OVERRUN_GRACE && job.stopped() == Some(Stop::Overran) {
+                // Its engine work does not stop: fail the job now, and stop heartbeating so
+                // nothing this run writes later counts.
+                warn!("the job does not stop; failing it while its work runs to its end");
+                fail(&worker, run, &limit.error(), ran.as_millis() as u64).await;
+                return;
+            }
+        }
         let progress = job.progress();
         let since = last_write.elapsed();
         let moved = progress != written && since >= PROGRESS_EVERY;
         if since < heartbeat_every && !moved {
             continue;
         }
-        match worker.store.heartbeat(id, &worker.id, progress).await {
+        match worker.store.heartbeat(run, progress).await {
             Ok(Some(true)) => {
                 if job.stop(Stop::Owner) {
                     info!("cancel requested: stopping the job");
@@ -549,6 +754,41 @@ mod tests {
             path: "data.parquet".into(),
             source: Error::new(kind, "test"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_is_tried_again_through_an_outage_but_not_after_a_refusal() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        let calls = AtomicU32::new(0);
+        let written = super::persist(|| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if call < 2 {
+                    Err(sqlx::Error::PoolTimedOut)
+                } else {
+                    Ok(call)
+                }
+            }
+        })
+        .await;
+        assert_eq!(written.unwrap(), 2, "written at the third try");
+
+        let calls = AtomicU32::new(0);
+        let refused = super::persist(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(sqlx::Error::Protocol("the value is too large".into())) }
+        })
+        .await;
+        assert!(
+            matches!(refused, Err(super::WriteError::Refused(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a refusal is not tried again"
+        );
     }
 
     #[test]
