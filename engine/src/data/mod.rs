@@ -115,7 +115,12 @@ impl Bars {
         if self.len() < 2 {
             return None;
         }
-        let mut gaps: Vec<i64> = self.time.windows(2).map(|w| w[1] - w[0]).collect();
+        // Saturating: times span the whole i64 range (1677 to 2262), so one gap can exceed it.
+        let mut gaps: Vec<i64> = self
+            .time
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]))
+            .collect();
         let middle = (gaps.len() - 1) / 2;
         Some(*gaps.select_nth_unstable(middle).1)
     }
@@ -124,7 +129,9 @@ impl Bars {
     /// (about 252 for US daily stocks). `None` for fewer than 2 bars or a zero span.
     pub fn periods_per_year(&self) -> Option<f64> {
         let (&first, &last) = (self.time.first()?, self.time.last()?);
-        let years = (last - first) as f64 / (DAYS_PER_YEAR * NANOS_PER_DAY as f64);
+        // In i128: the span of times from 1677 to 2262 exceeds i64.
+        let span = (i128::from(last) - i128::from(first)) as f64;
+        let years = span / (DAYS_PER_YEAR * NANOS_PER_DAY as f64);
         (self.len() >= 2 && years > 0.0).then(|| (self.len() - 1) as f64 / years)
     }
 }

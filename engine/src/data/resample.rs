@@ -41,17 +41,21 @@ impl Bars {
             &self.close[..n],
             &self.volume[..n],
         );
+        // The span in i128: times from 1677 to 2262 fill the whole i64 range.
         let estimate = match (time.first(), time.last()) {
-            (Some(&first), Some(&last)) => usize::try_from((last - first) / step + 1)
-                .unwrap_or(n)
-                .min(n),
+            (Some(&first), Some(&last)) => {
+                usize::try_from((i128::from(last) - i128::from(first)) / i128::from(step) + 1)
+                    .unwrap_or(n)
+                    .min(n)
+            }
             _ => 0,
         };
         let mut out = Bars::with_capacity(estimate);
         let mut i = 0;
         while i < n {
-            let start = origin + (time[i] - origin).div_euclid(step) * step;
-            let end = start.saturating_add(step);
+            let start = bucket_start(time[i], origin, step);
+            // After the bar's time, so only the upper end can leave the i64 range.
+            let end = i64::try_from(start + i128::from(step)).unwrap_or(i64::MAX);
             let (mut h, mut l, mut v) = (high[i], low[i], volume[i]);
             let mut j = i + 1;
             while j < n && time[j] < end {
@@ -60,11 +64,29 @@ impl Bars {
                 v += volume[j];
                 j += 1;
             }
-            out.push(start, open[i], h, l, close[j - 1], v);
+            // A bucket starting before the earliest representable time is labelled with it.
+            let label = i64::try_from(start).unwrap_or(i64::MIN);
+            out.push(label, open[i], h, l, close[j - 1], v);
             i = j;
         }
         Ok(out)
     }
+}
+
+/// The start of the `step`-long bucket, aligned to `origin`, that holds `time`. In i128: for
+/// a time in the first bucket of the i64 range (1677-09-21) the bucket starts before it.
+fn bucket_start(time: i64, origin: i64, step: i64) -> i128 {
+    let fast = time
+        .checked_sub(origin)
+        .and_then(|since| since.div_euclid(step).checked_mul(step))
+        .and_then(|offset| offset.checked_add(origin));
+    fast.map_or_else(
+        || {
+            let (time, origin, step) = (i128::from(time), i128::from(origin), i128::from(step));
+            origin + (time - origin).div_euclid(step) * step
+        },
+        i128::from,
+    )
 }
 
 #[cfg(test)]
@@ -166,5 +188,52 @@ mod tests {
             .resample("1d".parse().unwrap())
             .unwrap()
             .is_empty());
+    }
+
+    /// Flat bars at `times` (ns since the epoch).
+    fn at_times(times: &[i64]) -> Bars {
+        let mut bars = Bars::with_capacity(times.len());
+        for &t in times {
+            bars.push(t, 1.0, 2.0, 0.5, 1.5, 1.0);
+        }
+        bars
+    }
+
+    // Found reviewing the bar loader for its fuzz target (fuzz/): epoch-nanosecond times reach
+    // the ends of the i64 range, and the gaps, the span and the first bucket overflowed it.
+    #[test]
+    fn times_at_the_ends_of_the_i64_range_do_not_overflow() {
+        let bars = at_times(&[-9_000_000_000_000_000_000, 9_000_000_000_000_000_000]);
+        // The one gap (about 570 years) is wider than i64: the spacing saturates, not wraps.
+        assert_eq!(bars.spacing(), Some(i64::MAX));
+        let per_year = bars.periods_per_year().unwrap();
+        assert!((0.00175..0.00176).contains(&per_year), "{per_year}");
+        assert!(matches!(
+            bars.resample("1d".parse().unwrap()),
+            Err(DataError::TimeframeTooFine { .. })
+        ));
+    }
+
+    #[test]
+    fn buckets_before_the_earliest_time_are_labelled_with_it() {
+        // Daily bars from the first nanosecond of the range: the first day bucket starts
+        // 12 minutes before it (1677-09-21 00:00), so it is labelled i64::MIN.
+        let first = i64::MIN + 1;
+        let bars = at_times(&[first, first + NANOS_PER_DAY, first + 2 * NANOS_PER_DAY]);
+        let day_before = -106_752 * i128::from(NANOS_PER_DAY);
+        assert!(day_before < i128::from(i64::MIN));
+        let out = bars.resample("1d".parse().unwrap()).unwrap();
+        let second = i64::try_from(day_before + i128::from(NANOS_PER_DAY)).unwrap();
+        assert_eq!(out.time, vec![i64::MIN, second, second + NANOS_PER_DAY]);
+        out.validate().unwrap();
+        // Weekly buckets are aligned to a Monday: the three days share one, labelled i64::MIN.
+        let weekly = bars.resample("1w".parse().unwrap()).unwrap();
+        assert_eq!(weekly.time, vec![i64::MIN]);
+        assert_eq!(weekly.volume, vec![3.0]);
+        // And at the other end the last bucket ends after the latest time.
+        let last = at_times(&[i64::MAX - NANOS_PER_DAY, i64::MAX]);
+        let out = last.resample("1d".parse().unwrap()).unwrap();
+        assert_eq!(out.len(), 2);
+        out.validate().unwrap();
     }
 }
