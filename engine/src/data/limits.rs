@@ -223,10 +223,12 @@ fn check_parquet(
     )?;
     file.seek(SeekFrom::Start(0))
         .map_err(|source| io_error(path, source))?;
-    let metadata = ParquetReader::new(file)
-        .get_metadata()
-        .map_err(|e| DataError::read(path, e))?
-        .clone();
+    let metadata = super::load::unpanicked(path, || {
+        ParquetReader::new(file)
+            .get_metadata()
+            .map(|m| m.clone())
+            .map_err(|e| DataError::read(path, e))
+    })?;
 
     let row_groups = metadata.row_groups.len() as u64;
     over(

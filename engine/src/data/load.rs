@@ -48,7 +48,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {
             all.validate().map_err(|e| e.in_file(path))?;
             keep_range(all, options)?
         }
-        Some("parquet" | "pq") => read_parquet(path, options)?,
+        Some("parquet" | "pq") => unpanicked(path, || read_parquet(path, options))?,
         _ => {
             return Err(DataError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -542,6 +542,23 @@ fn div_ceil(a: i64, b: i64) -> i64 {
     } else {
         q + 1
     }
+}
+
+/// Runs a Parquet read, turning a panic into [`DataError::Malformed`]. polars 0.55 panics on
+/// some malformed Parquet files (an assertion on a bitmap, a footer it misreads: found by
+/// fuzzing, see `fuzz/crashes/`); a file comes from a user, so it is an error naming the file,
+/// never a lost api thread or worker.
+pub(crate) fn unpanicked<T>(
+    path: &Path,
+    read: impl FnOnce() -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            line: None,
+            reason: "not a readable Parquet file (its structure is damaged)".into(),
+        })
+    })
 }
 
 /// A lazy scan of one Parquet file, optionally numbering its rows from 0 in `row_index`.

@@ -25,7 +25,7 @@ pub use load::{load, LoadOptions};
 // time and number columns.
 pub(crate) use load::{
     csv_header, csv_read_options, floats, parquet_coverage, parquet_epoch_unit, parquet_times,
-    parse_text_floats, parse_text_times, scan_parquet, Floats, ParquetTime, ROW_INDEX,
+    parse_text_floats, parse_text_times, scan_parquet, unpanicked, Floats, ParquetTime, ROW_INDEX,
 };
 pub use time::{
     format_duration, format_time, format_time_short, parse_time_bound, serialize_time,

@@ -27,8 +27,8 @@ use super::{Aggressor, EventKind, TickData};
 use crate::data::write::{self as file, FileFormat};
 use crate::data::{
     csv_header, csv_read_options, floats, format_time_short, parquet_coverage, parquet_epoch_unit,
-    parquet_times, parse_text_floats, parse_text_times, scan_parquet, DataError, Floats,
-    LoadOptions, ParquetTime, Rfc3339, RowProblem, ROW_INDEX,
+    parquet_times, parse_text_floats, parse_text_times, scan_parquet, unpanicked, DataError,
+    Floats, LoadOptions, ParquetTime, Rfc3339, RowProblem, ROW_INDEX,
 };
 use crate::limits::MAX_BOOK_LEVELS;
 
@@ -42,13 +42,15 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<TickData, DataError> {
     let data = match FileFormat::of(path)? {
         FileFormat::Csv => read_csv(path)?,
         // From the beginning: the book at `start` is built from the events before it.
-        FileFormat::Parquet => read_parquet(
-            path,
-            &LoadOptions {
-                start: None,
-                ..options.clone()
-            },
-        )?,
+        FileFormat::Parquet => unpanicked(path, || {
+            read_parquet(
+                path,
+                &LoadOptions {
+                    start: None,
+                    ..options.clone()
+                },
+            )
+        })?,
     };
     keep_range(data, options)
 }

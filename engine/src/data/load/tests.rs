@@ -838,3 +838,31 @@ fn a_million_rows_load_fast() {
     bars.validate().unwrap();
     println!("validate: {:?}", started.elapsed());
 }
+
+/// Parquet files on which polars 0.55 panics (found by `fuzz/run`, kept in `fuzz/crashes/`):
+/// loading them as bars or ticks, and measuring them as an upload does, is an error that names
+/// the file.
+#[test]
+fn parquet_files_that_panic_polars_are_errors() {
+    let crashes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/crashes");
+    for name in [
+        "bars_parquet/polars_bitmap_slice_assert.parquet",
+        "ticks/polars_thrift_metadata.parquet",
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("upload.parquet");
+        std::fs::copy(crashes.join(name), &path).unwrap();
+        let bars = load(&path, &LoadOptions::default());
+        let ticks = crate::tick::load(&path, &LoadOptions::default());
+        assert!(bars.is_err() && ticks.is_err(), "{name} loaded");
+        // Measuring reads the footer only; it may pass a file whose pages are damaged.
+        let measured = super::super::check_file(&path, &super::super::Limits::default());
+        for result in [bars.err(), ticks.err(), measured.err()]
+            .into_iter()
+            .flatten()
+        {
+            let text = result.to_string();
+            assert!(text.contains("upload.parquet"), "{name}: {text}");
+        }
+    }
+}
