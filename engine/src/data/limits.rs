@@ -226,7 +226,7 @@ fn check_parquet(
     let metadata = super::load::unpanicked(path, || {
         ParquetReader::new(file)
             .get_metadata()
-            .map(|m| m.clone())
+            .cloned()
             .map_err(|e| DataError::read(path, e))
     })?;
 
