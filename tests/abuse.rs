@@ -115,32 +115,6 @@ fn sma_tree(leaves: usize) -> String {
     build(0, leaves)
 }
 
-/// A Parquet file of `rows` constant bars written a million rows per row group: a few MB on
-/// disk that decode to `rows` x 48 bytes.
-fn parquet_bomb(path: &Path, rows: usize) {
-    use polars::prelude::*;
-    let group = 1_000_000.min(rows);
-    let start = 1_262_304_000_000_000_000i64; // 2010-01-01, in ns
-    let time = vec![start; group];
-    let ones = vec![1.0f64; group];
-    let mut columns = vec![Int64Chunked::from_slice("time".into(), &time)
-        .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
-        .into_column()];
-    for name in ["open", "high", "low", "close", "volume"] {
-        columns.push(Float64Chunked::from_slice(name.into(), &ones).into_column());
-    }
-    let frame = DataFrame::new(group, columns).expect("a frame");
-    let file = std::fs::File::create(path).expect("create the bomb");
-    let mut writer = ParquetWriter::new(file)
-        .with_row_group_size(Some(group))
-        .batched(frame.schema())
-        .expect("a batched writer");
-    for _ in 0..rows / group {
-        writer.write_batch(&frame).expect("a row group");
-    }
-    writer.finish().expect("finish the bomb");
-}
-
 /// A token signed with the test secret over arbitrary claims.
 fn signed(claims: &Value) -> String {
     jsonwebtoken::encode(
@@ -395,7 +369,7 @@ async fn hostile_requests_get_their_4xx_and_leave_the_service_whole() {
         .path()
         .join("..")
         .join(format!("bomb-{}.parquet", std::process::id()));
-    parquet_bomb(&bomb, 50_000_000);
+    engine::data::synthetic::constant_bars_parquet(&bomb, 1_000_000, 50).expect("write the bomb");
     let bomb_bytes = std::fs::read(&bomb).expect("read the bomb");
     let _ = std::fs::remove_file(&bomb);
     report

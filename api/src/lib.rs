@@ -10,6 +10,7 @@ pub mod quota;
 pub mod request_id;
 pub mod routes;
 pub mod storable;
+pub mod submission;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use crate::auth::{authenticate, AuthUser};
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::routes::datasets::{bars_for_job, Resolved};
-use crate::routes::jobs::Demand;
+use crate::submission::Demand;
 
 /// "; pro allows 30" or "; elite has no limit", or nothing at the top.
 fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u64>) -> String {
@@ -261,14 +261,14 @@ pub async fn check_job_memory(
     bars: u64,
     demand: &Demand,
 ) -> ApiResult<()> {
-    if let (Some(walk), Some((_, first, last))) = (&demand.walk_forward, data.extent) {
-        let nanos = |t: chrono::DateTime<chrono::Utc>| t.timestamp_nanos_opt().unwrap_or(0);
-        let first = load.start.unwrap_or(i64::MIN).max(nanos(first));
-        let last = load.end.unwrap_or(i64::MAX).min(nanos(last));
-        if walk.check_window_count(bars, first, last).is_err() {
+    if let (Some(walk), Some(coverage)) = (&demand.walk_forward, data.coverage()) {
+        let first = load.start.unwrap_or(i64::MIN).max(coverage.first);
+        let last = load.end.unwrap_or(i64::MAX).min(coverage.last);
+        let spacing = coverage.spacing;
+        if walk.check_windows(bars, first, last, spacing).is_err() {
             // `bars` may be the whole data set's: count the range's exactly before refusing.
             let exact = bars_for_job(ctx, data, load, 0).await?;
-            walk.check_window_count(exact, first, last)
+            walk.check_windows(exact, first, last, spacing)
                 .map_err(|e| SpecErrors(vec![e]))?;
         }
     }

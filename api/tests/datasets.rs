@@ -536,32 +536,6 @@ fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }
 
-/// A Parquet file of `groups` row groups of a million identical bars: small on disk, and
-/// billions of bytes once decoded.
-fn parquet_bomb(path: &std::path::Path, groups: usize) {
-    use polars::prelude::*;
-    let rows = 1_000_000;
-    let price = |name: &str| Float64Chunked::full(name.into(), 100.0, rows).into_column();
-    let df = DataFrame::new(
-        rows,
-        vec![
-            Int64Chunked::full("time".into(), 1_700_000_000, rows).into_column(),
-            price("open"),
-            price("high"),
-            price("low"),
-            price("close"),
-        ],
-    )
-    .unwrap();
-    let mut writer = ParquetWriter::new(std::fs::File::create(path).unwrap())
-        .batched(df.schema())
-        .unwrap();
-    for _ in 0..groups {
-        writer.write_batch(&df).unwrap();
-    }
-    writer.finish().unwrap();
-}
-
 #[tokio::test]
 async fn a_parquet_bomb_is_refused_fast_with_little_memory() {
     let app = spawn_app().await;
@@ -569,9 +543,10 @@ async fn a_parquet_bomb_is_refused_fast_with_little_memory() {
     let bomb = dir.path().join("bomb.parquet");
     tokio::task::spawn_blocking({
         let bomb = bomb.clone();
-        move || parquet_bomb(&bomb, 200)
+        move || engine::data::synthetic::constant_bars_parquet(&bomb, 1_000_000, 200)
     })
     .await
+    .unwrap()
     .unwrap();
     let bytes = std::fs::read(&bomb).unwrap();
     assert!(bytes.len() < 20 << 20, "{} bytes", bytes.len());

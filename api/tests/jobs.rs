@@ -174,6 +174,63 @@ async fn a_bad_spec_is_a_422_naming_the_field_and_nothing_is_stored() {
     app.stop().await;
 }
 
+/// What the data cannot give is known from its description (first and last time, spacing)
+/// when the job is submitted: a 422 in the words the run would fail with, never a job that
+/// fails 10 ms after its 202 (and fires its webhook, and spends quota).
+#[tokio::test]
+async fn a_job_the_data_cannot_serve_is_a_422_before_it_is_queued() {
+    let app = spawn_app().await;
+    let refused = |dataset: &str, data: Value| {
+        let mut spec = goog_spec();
+        spec["data"] = data;
+        spec["data"]["dataset"] = json!(dataset);
+        spec
+    };
+    let cases = [
+        (
+            refused("GOOG", json!({"start": "2015-01-01"})),
+            "data",
+            "no bars from 2015-01-01",
+        ),
+        (
+            refused("GOOG", json!({"end": "2001-12-31"})),
+            "data",
+            "the data covers 2004-08-19",
+        ),
+        (
+            refused("GOOG", json!({"timeframe": "1h"})),
+            "data.timeframe",
+            "timeframe 1h is finer than the data's spacing of 1d",
+        ),
+        (
+            refused("EURUSD", json!({"timeframe": "90m"})),
+            "data.timeframe",
+            "timeframe 90m is not a whole multiple of the data's spacing of 1h",
+        ),
+    ];
+    for (spec, field, words) in cases {
+        let body = problem(
+            app.post_backtest("ann", &spec).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
+        assert!(
+            message.starts_with(spec["data"]["dataset"].as_str().unwrap()),
+            "{message}"
+        );
+    }
+    // What the data can give is accepted: a range inside it, a timeframe its bars make.
+    let fits = refused("EURUSD", json!({"timeframe": "4h"}));
+    assert_eq!(app.post_backtest("ann", &fits).await.status(), 202);
+    let listed: Value = app.get_json("/v1/jobs", "ann").await;
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
+    app.stop().await;
+}
+
 /// PostgreSQL refuses NUL in text and in jsonb: such a body is a 422 naming the field, never a
 /// 500 from the database after every other check passed.
 #[tokio::test]
@@ -468,21 +525,17 @@ async fn a_walk_forward_runs_its_windows_and_its_lengths_are_checked_first() {
     bad["walk_forward"]["in_sample"] = json!("1y");
     let body = problem(post(bad).await.unwrap(), 422, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "walk_forward.in_sample");
-    // Windows longer than the data: the worker says so.
+    // Windows longer than the data: refused before it is queued, in the words of the run.
     let mut long = spec;
     long["walk_forward"]["in_sample"] = json!("5000");
-    let response = post(long).await.unwrap();
-    let job: Value = response.json().await.unwrap();
-    let job = app
-        .wait_finished("ann", job["id"].as_str().unwrap(), 60)
-        .await;
-    assert_eq!(job["status"], "failed");
+    let body = problem(post(long).await.unwrap(), 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "walk_forward", "{body}");
     assert!(
-        job["error"]
+        body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("invalid walk-forward"),
-        "{job}"
+            .contains("in_sample '5000' and out_of_sample '250' leave no complete window"),
+        "{body}"
     );
     app.stop().await;
 }

@@ -9,28 +9,30 @@ use engine::data::LoadOptions;
 use engine::tick::load;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let name = if data.starts_with(b"PAR1") {
-        "ticks.parquet"
-    } else {
-        "ticks.csv"
-    };
-    common::with_file(name, data, |path| {
-        let ticks = match load(path, &LoadOptions::default()) {
-            Ok(ticks) => ticks,
-            Err(error) => {
-                let _ = error.to_string();
-                return;
-            }
+fuzz_target!(init: common::let_panics_unwind(), |data: &[u8]| {
+    common::or_abort(|| {
+        let name = if data.starts_with(b"PAR1") {
+            "ticks.parquet"
+        } else {
+            "ticks.csv"
         };
-        if let Some(&middle) = ticks.time.get(ticks.len() / 2) {
-            let options = LoadOptions {
-                start: Some(middle),
-                ..LoadOptions::default()
+        common::with_file(name, data, |path| {
+            let ticks = match load(path, &LoadOptions::default()) {
+                Ok(ticks) => ticks,
+                Err(error) => {
+                    let _ = error.to_string();
+                    return;
+                }
             };
-            if let Err(error) = load(path, &options) {
-                let _ = error.to_string();
+            if let Some(&middle) = ticks.time.get(ticks.len() / 2) {
+                let options = LoadOptions {
+                    start: Some(middle),
+                    ..LoadOptions::default()
+                };
+                if let Err(error) = load(path, &options) {
+                    let _ = error.to_string();
+                }
             }
-        }
+        });
     });
 });

@@ -17,11 +17,11 @@ use serde::Serialize;
 use strata_core::job::{parse_ai_analysis, parse_ai_strategy, JobKind, JobStatus};
 use strata_core::store::Tokens;
 
-use super::jobs::{store_job, submission_body, submit, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::request_id::RequestId;
+use crate::submission::{submission_body, submit, Validated};
 
 /// The routes of this resource.
 pub fn router() -> Router<ApiContext> {
@@ -132,17 +132,8 @@ pub async fn analyses(
         });
     }
     crate::quota::check_ai_tokens(&ctx, &user).await?;
-    // An analysis reads the job's result from PostgreSQL, not a data file.
-    store_job(
-        &ctx,
-        &user,
-        request_id,
-        &headers,
-        JobKind::AiAnalysis,
-        body,
-        String::new(),
-    )
-    .await
+    let job = Validated::without_data(JobKind::AiAnalysis, body);
+    submit(&ctx, &user, request_id, &headers, job).await
 }
 
 /// What the caller's AI jobs cost today, and what their tier allows.

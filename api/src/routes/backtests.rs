@@ -8,11 +8,11 @@ use axum::routing::post;
 use axum::Router;
 use strata_core::job::{parse_backtest, JobKind};
 
-use super::jobs::{submission_body, submit, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::ApiResult;
 use crate::request_id::RequestId;
+use crate::submission::{submission_body, submit, Validated};
 
 /// The routes of this resource.
 pub fn router() -> Router<ApiContext> {

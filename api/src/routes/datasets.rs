@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use engine::data::{self, Bars, DataError, Limits, LoadOptions};
+use engine::data::{self, Bars, Coverage, DataError, Limits, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_core::config::Quota;
@@ -168,6 +168,25 @@ pub struct Resolved {
     /// All its bars, first and last time; `None` for a bundled file that cannot be described
     /// (the job will fail on it, and counting its bars says why).
     pub extent: Option<(i64, DateTime<Utc>, DateTime<Utc>)>,
+    /// The typical time between its bars, as its description rounds it.
+    pub spacing_seconds: Option<i64>,
+}
+
+impl Resolved {
+    /// What the data covers, for finding the errors a job on it is sure to give before it is
+    /// queued; `None` when it could not be described.
+    pub fn coverage(&self) -> Option<Coverage> {
+        let (_, first, last) = self.extent?;
+        Some(Coverage {
+            first: first.timestamp_nanos_opt()?,
+            last: last.timestamp_nanos_opt()?,
+            // Whole seconds: a finer spacing is unknown here, and says nothing.
+            spacing: self
+                .spacing_seconds
+                .filter(|&s| s > 0)
+                .and_then(|s| s.checked_mul(1_000_000_000)),
+        })
+    }
 }
 
 /// The data set a spec's `data.dataset` names for this user: their upload (by name or id),
@@ -183,19 +202,17 @@ pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Res
             data_path: dataset.path,
             kind: dataset.kind,
             extent: Some((dataset.bars, dataset.first_time, dataset.last_time)),
+            spacing_seconds: dataset.spacing_seconds,
         });
     }
     if let Some(path) = bundled(&ctx.config, name) {
-        let extent = bundled_views(ctx)
-            .await?
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| (d.bars, d.first_time, d.last_time));
+        let view = bundled_views(ctx).await?.iter().find(|d| d.name == name);
         return Ok(Resolved {
             name: name.to_owned(),
             data_path: path,
             kind: DatasetKind::Bars,
-            extent,
+            extent: view.map(|d| (d.bars, d.first_time, d.last_time)),
+            spacing_seconds: view.and_then(|d| d.spacing_seconds),
         });
     }
     let mut known: Vec<String> = ctx

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use strata_core::job::{parse_sweep, parse_walk_forward, JobKind};
 
-use super::jobs::{submission_body, submit, Demand, Submission, Validated};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::request_id::RequestId;
+use crate::submission::{submission_body, submit, Demand, Submission, Validated};
 
 /// The routes of this resource.
 pub fn router() -> Router<ApiContext> {
@@ -122,7 +122,7 @@ async fn check_grid(
     if kind == JobKind::Sweep {
         crate::quota::check_sweep_top(ctx, user, sweep.top)?;
     }
-    super::jobs::count_submission(ctx, user, headers, &mut body).await?;
+    crate::submission::count_submission(ctx, user, headers, &mut body).await?;
     let limit = ctx.config.tiers.quota(user.tier).sweep_sets;
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_drop = StopOnDrop(stop.clone());

@@ -14,10 +14,10 @@ use strata_core::store::{DeliveryView, WebhookSettings};
 use strata_core::webhooks::{guard, new_secret};
 use uuid::Uuid;
 
-use super::jobs::json_body;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ApiResult};
+use crate::submission::json_body;
 
 /// How long the secret before a rotation goes on signing beside the new one: a day for
 /// receivers to take the new one without dropping events.

@@ -35,6 +35,62 @@ pub struct LoadOptions {
     pub timeframe: Option<Timeframe>,
 }
 
+/// What a data set covers, as its stored description keeps it: enough to find, without
+/// reading the file, the errors loading it is sure to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// The first bar's (or event's) time, ns since the epoch.
+    pub first: i64,
+    /// The last bar's (or event's) time, ns since the epoch.
+    pub last: i64,
+    /// The typical time between bars (see [`Bars::spacing`]), ns; `None` when unknown.
+    pub spacing: Option<i64>,
+}
+
+impl LoadOptions {
+    /// The errors [`load`] is sure to give on bars that cover `coverage`, found without reading
+    /// them: a range that misses the data, a timeframe finer than its spacing or not a whole
+    /// multiple of it. The same errors in the same words, so a submission is refused with what
+    /// its run would fail with. A range inside the data that holds no bar (a gap) is found only
+    /// by reading it.
+    pub fn check_bars(&self, coverage: &Coverage) -> Result<(), DataError> {
+        if self.misses(coverage) {
+            return Err(DataError::NoBarsInRange {
+                start: self.start,
+                end: self.end,
+                first: Some(coverage.first),
+                last: Some(coverage.last),
+            });
+        }
+        match (self.timeframe, coverage.spacing) {
+            (Some(timeframe), Some(spacing)) => {
+                super::resample::check_timeframe(timeframe, spacing)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// As [`check_bars`](Self::check_bars) for trades and book events, which have no timeframe
+    /// of their own: the range only.
+    pub fn check_events(&self, coverage: &Coverage) -> Result<(), DataError> {
+        if self.misses(coverage) {
+            return Err(DataError::NoEventsInRange {
+                start: self.start,
+                end: self.end,
+                first: Some(coverage.first),
+                last: Some(coverage.last),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `start..=end` lies wholly before or after the data.
+    fn misses(&self, coverage: &Coverage) -> bool {
+        self.start.is_some_and(|start| start > coverage.last)
+            || self.end.is_some_and(|end| end < coverage.first)
+    }
+}
+
 /// Reads OHLCV bars from a `.csv` or `.parquet`/`.pq` file, validates them, keeps
 /// `options.start..=options.end` and resamples to `options.timeframe`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Bars, DataError> {

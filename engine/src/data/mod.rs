@@ -20,7 +20,7 @@ pub(crate) mod write;
 
 pub use error::{DataError, RowProblem};
 pub use limits::{check_file, load_limited, Count, Extent, Limits, Measure};
-pub use load::{load, LoadOptions};
+pub use load::{load, Coverage, LoadOptions};
 // The column readers shared with the tick loader (`crate::tick`), which reads the same kinds of
 // time and number columns.
 pub(crate) use load::{

@@ -19,13 +19,8 @@ impl Bars {
     /// multiple of it (bars would straddle bucket edges).
     pub fn resample(&self, timeframe: Timeframe) -> Result<Bars, DataError> {
         let step = timeframe.nanos();
-        if let Some(spacing) = self.spacing().filter(|&s| s > 0) {
-            if step < spacing {
-                return Err(DataError::TimeframeTooFine { timeframe, spacing });
-            }
-            if step % spacing != 0 {
-                return Err(DataError::TimeframeNotMultiple { timeframe, spacing });
-            }
+        if let Some(spacing) = self.spacing() {
+            check_timeframe(timeframe, spacing)?;
         }
         let origin = if timeframe.is_weeks() {
             FIRST_MONDAY
@@ -87,6 +82,19 @@ fn bucket_start(time: i64, origin: i64, step: i64) -> i128 {
         },
         i128::from,
     )
+}
+
+/// Whether bars `spacing` ns apart can be resampled to `timeframe`: it must be coarser and a
+/// whole multiple, or bars would straddle bucket edges. A spacing of 0 (or less) says nothing.
+pub(crate) fn check_timeframe(timeframe: Timeframe, spacing: i64) -> Result<(), DataError> {
+    let step = timeframe.nanos();
+    if spacing > 0 && step < spacing {
+        return Err(DataError::TimeframeTooFine { timeframe, spacing });
+    }
+    if spacing > 0 && step % spacing != 0 {
+        return Err(DataError::TimeframeNotMultiple { timeframe, spacing });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

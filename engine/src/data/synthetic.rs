@@ -44,3 +44,39 @@ mod tests {
         assert_eq!(bars.open[0], 100.0);
     }
 }
+
+/// A Parquet file of `groups` row groups of `per_group` identical bars (2010-01-01, price 1),
+/// written a group at a time so writing holds one group: a few MB on disk that decode to
+/// `per_group x groups x 48` bytes. An upload of this shape once took an api to 17.6 GB; the
+/// limits' tests (engine, api, the abuse suite) write it to show it is refused from its footer.
+pub fn constant_bars_parquet(
+    path: &std::path::Path,
+    per_group: usize,
+    groups: usize,
+) -> Result<(), super::DataError> {
+    use polars::prelude::*;
+    let write_error = |source| super::DataError::Polars {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let time = Int64Chunked::full("time".into(), 1_262_304_000_000_000_000, per_group)
+        .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
+        .into_column();
+    let mut columns = vec![time];
+    for name in ["open", "high", "low", "close", "volume"] {
+        columns.push(Float64Chunked::full(name.into(), 1.0, per_group).into_column());
+    }
+    let frame = DataFrame::new(per_group, columns).map_err(write_error)?;
+    let file =
+        std::fs::File::create(path).map_err(|source| super::write::write_error(path, source))?;
+    let mut writer = ParquetWriter::new(file)
+        .with_row_group_size(Some(per_group.max(1)))
+        .batched(frame.schema())
+        .map_err(write_error)?;
+    for _ in 0..groups {
+        writer.write_batch(&frame).map_err(write_error)?;
+    }
+    writer.finish().map_err(write_error)?;
+    Ok(())
+}

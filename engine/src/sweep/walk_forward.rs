@@ -57,17 +57,42 @@ impl WalkForwardSpec {
 }
 
 impl WalkForwardSpec {
-    /// Checks that about [`MAX_WALK_FORWARD_WINDOWS`] windows at most fit `bars` bars from
-    /// `first` to `last` (nanoseconds), before the data is loaded: the api's check at
-    /// submission. Durations are turned into bars at the data's average spacing, so the count is
-    /// exact for lengths in bars and close for durations; the run checks the exact count again.
-    pub fn check_window_count(&self, bars: u64, first: i64, last: i64) -> Result<(), SpecError> {
+    /// Checks, before the data is loaded, that `bars` bars from `first` to `last` (ns, the last
+    /// bar lasting `spacing`) leave room for a complete window, and for about
+    /// [`MAX_WALK_FORWARD_WINDOWS`] at most: the api's check at submission. Room is judged by a
+    /// lower bound (lengths in bars need that many bars, durations that much time), so a job
+    /// that would run is never refused. For the count, durations are turned into bars at the
+    /// data's average spacing: exact for lengths in bars and close for durations; the run
+    /// checks both again on the bars themselves.
+    pub fn check_windows(
+        &self,
+        bars: u64,
+        first: i64,
+        last: i64,
+        spacing: Option<i64>,
+    ) -> Result<(), SpecError> {
         let in_sample = Length::parse(&self.in_sample, "in_sample")?;
         let out_of_sample = Length::parse(&self.out_of_sample, "out_of_sample")?;
         let step = match &self.step {
             Some(step) => Length::parse(step, "step")?,
             None => out_of_sample,
         };
+        // Each part of a window holds one bar at least.
+        let bars_needed = |length: Length| match length {
+            Length::Bars(count) => count.max(1) as u64,
+            Length::Duration(_) => 1,
+        };
+        let time_needed = |length: Length| match length {
+            Length::Bars(_) => 0,
+            Length::Duration(nanos) => i128::from(nanos),
+        };
+        // In i128: times span the whole i64 range.
+        let span = i128::from(last) - i128::from(first) + i128::from(spacing.unwrap_or(0).max(0));
+        if bars_needed(in_sample).saturating_add(bars_needed(out_of_sample)) > bars
+            || time_needed(in_sample) + time_needed(out_of_sample) > span
+        {
+            return Err(no_complete_window(self, Some((bars, first, last))));
+        }
         // Nanoseconds per bar on average; a single bar counts as one nanosecond apart.
         let spacing = if bars > 1 {
             (last.saturating_sub(first) / (bars as i64 - 1).max(1)).max(1)
@@ -91,6 +116,31 @@ impl WalkForwardSpec {
         }
         Ok(())
     }
+}
+
+/// The error of a walk-forward whose lengths leave no complete window in `data`: its bar count,
+/// first and last time (ns), or `None` for no bars.
+fn no_complete_window(walk: &WalkForwardSpec, data: Option<(u64, i64, i64)>) -> SpecError {
+    let data = match data {
+        Some((bars, first, last)) => format!(
+            "the data has {bars} bars from {} to {} (span {})",
+            format_time_short(first),
+            format_time_short(last),
+            if last > first {
+                format_duration(last - first)
+            } else {
+                "0".to_owned()
+            }
+        ),
+        None => "the data has no bars".to_owned(),
+    };
+    SpecError::new(
+        "walk_forward",
+        format!(
+            "in_sample '{}' and out_of_sample '{}' leave no complete window: {data}",
+            walk.in_sample, walk.out_of_sample
+        ),
+    )
 }
 
 /// The error of a walk-forward with more than [`MAX_WALK_FORWARD_WINDOWS`] windows.
@@ -336,26 +386,10 @@ fn windows(bars: &Bars, walk: &WalkForwardSpec) -> Result<Vec<Span>, SpecError> 
     }
     if spans.is_empty() {
         let data = match (bars.time.first(), bars.time.last()) {
-            (Some(&first), Some(&last)) => format!(
-                "the data has {} bars from {} to {} (span {})",
-                bars.len(),
-                format_time_short(first),
-                format_time_short(last),
-                if last > first {
-                    format_duration(last - first)
-                } else {
-                    "0".to_owned()
-                }
-            ),
-            _ => "the data has no bars".to_owned(),
+            (Some(&first), Some(&last)) => Some((bars.len() as u64, first, last)),
+            _ => None,
         };
-        return Err(SpecError::new(
-            "walk_forward",
-            format!(
-                "in_sample '{}' and out_of_sample '{}' leave no complete window: {data}",
-                walk.in_sample, walk.out_of_sample
-            ),
-        ));
+        return Err(no_complete_window(walk, data));
     }
     Ok(spans)
 }
@@ -565,7 +599,8 @@ mod tests {
         );
         // The same, counted at submission from the bar count and the data's first and last time.
         let (first, last) = (bars.time[0], *bars.time.last().unwrap());
-        let check = |walk: &WalkForwardSpec| walk.check_window_count(1020, first, last);
+        let check =
+            |walk: &WalkForwardSpec| walk.check_windows(1020, first, last, Some(NANOS_PER_DAY));
         let error = check(&walk("1", "1", None, false)).unwrap_err();
         assert!(
             error.message.starts_with("about 1019 windows"),
@@ -587,6 +622,31 @@ mod tests {
                 .len(),
             49
         );
+    }
+
+    #[test]
+    fn a_data_set_too_short_for_one_window_is_found_before_loading() {
+        let bars = daily(100);
+        let (first, last) = (bars.time[0], *bars.time.last().unwrap());
+        let check =
+            |walk: &WalkForwardSpec| walk.check_windows(100, first, last, Some(NANOS_PER_DAY));
+        // The submission's error is the run's, word for word.
+        for (in_sample, out_of_sample) in [("90", "20"), ("80d", "30d"), ("100", "1d")] {
+            let walk = walk(in_sample, out_of_sample, None, false);
+            let run = windows(&bars, &walk).unwrap_err();
+            assert!(
+                run.message.contains("leave no complete window"),
+                "{}",
+                run.message
+            );
+            assert_eq!(check(&walk), Err(run), "{in_sample} + {out_of_sample}");
+        }
+        // Windows that take the data exactly, the last bar lasting a day, pass both.
+        for (in_sample, out_of_sample) in [("80", "20"), ("80d", "20d"), ("99", "1d")] {
+            let walk = walk(in_sample, out_of_sample, None, false);
+            assert_eq!(windows(&bars, &walk).unwrap().len(), 1, "{in_sample}");
+            assert_eq!(check(&walk), Ok(()), "{in_sample} + {out_of_sample}");
+        }
     }
 
     #[test]

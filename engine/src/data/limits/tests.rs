@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use polars::prelude::*;
 use tempfile::TempDir;
 
+use super::super::synthetic::constant_bars_parquet;
 use super::super::{DataError, LoadOptions, RowProblem};
 use super::{check_file, load_limited, Count, Extent, Limits, Measure};
 
@@ -33,37 +34,11 @@ fn message(e: &DataError, path: &Path) -> String {
     e.to_string().replace(&format!("{}: ", path.display()), "")
 }
 
-/// A Parquet file of `groups` row groups of `per_group` identical bars each, written one row
-/// group at a time so the test holds one group in memory: the upload that once took an api to
-/// 17.6 GB was such a file.
-fn constant_bars_parquet(path: &Path, per_group: usize, groups: usize) {
-    let time = Int64Chunked::full("time".into(), 1_700_000_000, per_group).into_column();
-    let price = |name: &str| Float64Chunked::full(name.into(), 100.0, per_group).into_column();
-    let df = DataFrame::new(
-        per_group,
-        vec![
-            time,
-            price("open"),
-            price("high"),
-            price("low"),
-            price("close"),
-        ],
-    )
-    .unwrap();
-    let mut writer = ParquetWriter::new(std::fs::File::create(path).unwrap())
-        .batched(df.schema())
-        .unwrap();
-    for _ in 0..groups {
-        writer.write_batch(&df).unwrap();
-    }
-    writer.finish().unwrap();
-}
-
 #[test]
 fn a_parquet_file_declaring_too_many_rows_is_refused_from_its_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bomb.parquet");
-    constant_bars_parquet(&path, 1_000_000, 8);
+    constant_bars_parquet(&path, 1_000_000, 8).unwrap();
     let on_disk = std::fs::metadata(&path).unwrap().len();
     assert!(
         on_disk < 8_000_000,
@@ -97,7 +72,7 @@ fn a_parquet_file_declaring_too_many_rows_is_refused_from_its_metadata() {
     // Within every limit, the check says what it found.
     let extent = check_file(&path, &rows_at_most(8_000_000)).unwrap();
     assert_eq!(extent.rows, 8_000_000);
-    assert_eq!(extent.columns, 5);
+    assert_eq!(extent.columns, 6);
 }
 
 /// A Parquet file of `groups` row groups of `per_group` bars with prices all different, so
@@ -169,7 +144,7 @@ fn parquet_row_groups_columns_and_uncompressed_bytes_are_bounded() {
 fn a_parquet_footer_is_measured_before_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bars.parquet");
-    constant_bars_parquet(&path, 10, 1);
+    constant_bars_parquet(&path, 10, 1).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
     let e = check_file(
