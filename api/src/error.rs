@@ -37,7 +37,10 @@ pub enum ApiError {
         /// The field the size comes from.
         errors: Vec<FieldError>,
     },
-    /// The request cannot be read at all (not JSON, wrong content type).
+    /// A body of a content type the operation does not take: a 415 naming the ones it does.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request cannot be read at all (not JSON, a bad header or query parameter).
     #[error("{detail}")]
     BadRequest {
         /// Stable machine-readable code.
@@ -187,6 +190,9 @@ impl ApiError {
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::OverBudget { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

@@ -111,10 +111,9 @@ pub fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
         if !ct.starts_with("application/json") && !ct.contains("+json") {
-            return Err(ApiError::BadRequest {
-                code: "unsupported_media_type",
-                detail: format!("expected Content-Type: application/json, got '{ct}'"),
-            });
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "this body is JSON: send Content-Type: application/json, not '{ct}'"
+            )));
         }
     }
     let value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {

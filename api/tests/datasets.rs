@@ -132,12 +132,32 @@ async fn bad_uploads_are_refused_with_the_reason() {
         "the server's paths stay private: {message}"
     );
 
-    problem(
+    // A content type uploads do not take is a 415 naming the ones they do.
+    let body = problem(
         upload("x", "application/json", "{}").await.unwrap(),
-        400,
+        415,
         "unsupported_media_type",
     )
     .await;
+    let detail = body["detail"].as_str().unwrap();
+    for accepted in [
+        "text/csv",
+        "application/vnd.apache.parquet",
+        "multipart/form-data",
+    ] {
+        assert!(detail.contains(accepted), "{detail}");
+    }
+    // Trades and book events sent as bars get the hint to say kind=ticks.
+    let ticks = "time,type,side,price,size\n2024-01-02T09:30:00Z,trade,buy,100.5,10\n";
+    let body = problem(
+        upload("trades", "text/csv", ticks).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("missing columns"), "{message}");
+    assert!(message.contains("?kind=ticks"), "{message}");
     problem(
         upload("no%20spaces", "text/csv", broken).await.unwrap(),
         422,

@@ -879,9 +879,17 @@ impl Conversion {
     /// A refusal of the user's file: a 413 for what is over a limit, else a 422 on `file`,
     /// naming the file as its uploader named it rather than by the server's staging path.
     fn refusal(&self, e: DataError) -> ApiError {
-        let message = e
+        let mut message = e
             .to_string()
             .replace(&self.input.display().to_string(), &self.shown_as);
+        if let DataError::MissingColumns { found, .. } = &e {
+            if self.kind == DatasetKind::Bars && looks_like_ticks(found) {
+                message.push_str(
+                    "; these look like trades and book events: upload tick data with \
+                     ?kind=ticks (README, \"Tick data\")",
+                );
+            }
+        }
         match e {
             DataError::TooLarge { .. } => ApiError::TooLarge {
                 code: "dataset_too_large",
@@ -897,6 +905,13 @@ impl Conversion {
         let _ = std::fs::remove_file(&self.output);
         ApiError::Internal(format!("storing a data set: {e}"))
     }
+}
+
+/// Whether a file's columns are those of trades and book events (`price` with `side`, `type`
+/// or `size`) rather than bars: an upload of them without `kind=ticks` gets a hint.
+fn looks_like_ticks(columns: &[String]) -> bool {
+    let has = |name: &str| columns.iter().any(|c| c.trim().eq_ignore_ascii_case(name));
+    has("price") && (has("side") || has("type") || has("size"))
 }
 
 /// Writes the upload (raw body or the multipart `file` field) to its staging file, at most
@@ -960,11 +975,16 @@ async fn receive(
             "the multipart form has no 'file' field",
         ));
     }
-    let extension = extension_of(&content_type).ok_or_else(|| ApiError::BadRequest {
-        code: "unsupported_media_type",
-        detail: format!(
-            "send text/csv, application/vnd.apache.parquet or multipart/form-data with a 'file' field, not '{content_type}'"
-        ),
+    let extension = extension_of(&content_type).ok_or_else(|| {
+        let sent = if content_type.is_empty() {
+            "no Content-Type".to_owned()
+        } else {
+            format!("'{content_type}'")
+        };
+        ApiError::UnsupportedMediaType(format!(
+            "an upload is text/csv, application/vnd.apache.parquet (or application/x-parquet), \
+             or multipart/form-data with a 'file' field; got {sent}"
+        ))
     })?;
     let stream = request
         .into_body()
