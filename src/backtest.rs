@@ -13,17 +13,13 @@ use crate::spec_args::{Market, SpecArgs};
 pub struct BacktestArgs {
     #[command(flatten)]
     spec: SpecArgs,
-    /// Hybrid precision: seed of the simulated intrabar paths (the same as --intrabar-seed).
-    #[arg(long, value_name = "N", conflicts_with = "intrabar_seed")]
-    seed: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
 
 /// Validates the spec, loads the data, runs the backtest and prints the result.
-pub fn run(mut args: BacktestArgs) -> anyhow::Result<()> {
-    args.spec.set_intrabar_seed(args.seed);
+pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let (path, plan, market) = args.spec.load_market()?;
     match market {
         Market::Ticks(ticks, settings) => {

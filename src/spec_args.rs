@@ -129,7 +129,9 @@ impl SpecArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read spec {}", path.display()))?;
-                serde_json::from_str(&text)
+                let json: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("invalid spec {}", path.display()))?;
+                engine::spec::from_json(json)
                     .with_context(|| format!("invalid spec {}", path.display()))?
             }
             None => BacktestSpec::default(),
@@ -188,12 +190,6 @@ impl SpecArgs {
             };
         }
         Ok(spec)
-    }
-
-    /// Sets the seed of hybrid precision's paths, as `--intrabar-seed` does (`strata backtest`
-    /// also takes it as `--seed`, which sweeps keep for their random draw of sets).
-    pub fn set_intrabar_seed(&mut self, seed: Option<u64>) {
-        self.intrabar_seed = seed.or(self.intrabar_seed);
     }
 }
 

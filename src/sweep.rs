@@ -28,9 +28,9 @@ pub struct SweepArgs {
     /// Draw this many distinct sets at random from the grid instead of running all of it.
     #[arg(long, value_name = "N")]
     samples: Option<usize>,
-    /// Seed of the random draw.
+    /// Seed of the random draw of --samples (hybrid precision's paths have --intrabar-seed).
     #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
+    sample_seed: u64,
     /// Keep only the sets where this condition on parameters holds, e.g. "fast < slow".
     #[arg(long, value_name = "EXPR")]
     constraint: Option<String>,
@@ -86,7 +86,7 @@ impl SweepArgs {
                 .map(|(k, v)| (k.clone(), GridValues::Text(v.clone())))
                 .collect::<BTreeMap<_, _>>(),
             samples: self.samples,
-            seed: Some(self.seed),
+            seed: Some(self.sample_seed),
             constraint: self.constraint.clone(),
             objective: self.objective.clone(),
             minimize: self.minimize,

@@ -289,13 +289,23 @@ fn missing_file_and_missing_data_are_clear() {
 }
 
 #[test]
-fn spec_with_an_unknown_field_is_rejected_with_its_position() {
+fn spec_with_an_unknown_field_is_rejected_with_its_path_and_a_suggestion() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.json");
     std::fs::write(&spec, r#"{"data": {"path": "x.csv"}, "strategy": {"template": "sma_cross"}, "execution": {"fess": 0.1}}"#).unwrap();
     let err = stderr_of_failure(&strata(&["backtest", "--spec", spec.to_str().unwrap()]));
-    assert!(err.contains("unknown field `fess`"), "{err}");
-    assert!(err.contains("line 1 column"), "{err}");
+    assert!(
+        err.contains("execution.fess: unknown field 'fess'; did you mean 'fees'?"),
+        "{err}"
+    );
+    // JSON that does not read is named by line and column.
+    std::fs::write(
+        &spec,
+        "{\"data\": {\"path\": \"x.csv\"},\n  \"strategy\": }",
+    )
+    .unwrap();
+    let err = stderr_of_failure(&strata(&["backtest", "--spec", spec.to_str().unwrap()]));
+    assert!(err.contains("line 2 column"), "{err}");
 }
 
 #[test]
@@ -319,7 +329,7 @@ fn precision_fields_are_checked_and_hybrid_runs() {
         "0.01",
         "--precision",
         "hybrid",
-        "--seed",
+        "--intrabar-seed",
         "9",
         "--intrabar-threshold",
         "0.5",

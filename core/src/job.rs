@@ -59,10 +59,17 @@ macro_rules! text_enum {
         }
         impl std::str::FromStr for $ty {
             type Err = String;
+            /// The name, in any case and with `-` for `_` (`walk-forward`, as the route and
+            /// the CLI spell it).
             fn from_str(s: &str) -> Result<Self, String> {
-                match s {
+                let names = [$($text),+];
+                match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
                     $($text => Ok(Self::$variant),)+
-                    _ => Err(format!(concat!("unknown ", stringify!($ty), " '{}'; expected one of: ", $($text, " "),+), s)),
+                    _ => Err(format!(
+                        "unknown value '{s}'{}; expected one of {}",
+                        engine::suggest::did_you_mean(s, names.into_iter()),
+                        names.join(", ")
+                    )),
                 }
             }
         }
@@ -313,23 +320,10 @@ fn single(field: &str, message: &str) -> SpecErrors {
     SpecErrors(vec![SpecError::new(field, message)])
 }
 
-/// Deserializes with the path of the offending field in the error (`execution.fees`).
+/// Deserializes with the path of the offending field in the error (`execution.fees`) and what
+/// it should be, in the spec's words.
 fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, SpecErrors> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let parent = if path == "." { String::new() } else { path };
-        let message = e.into_inner().to_string();
-        // serde reports a missing field at its parent; point at the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next());
-        let field = match missing {
-            Some(name) if parent.is_empty() => name.to_owned(),
-            Some(name) => format!("{parent}.{name}"),
-            None => parent,
-        };
-        single(&field, &message)
-    })
+    engine::spec::from_json(value).map_err(|e| SpecErrors(vec![e]))
 }
 
 #[cfg(test)]
@@ -347,7 +341,7 @@ mod tests {
     #[test]
     fn an_unknown_field_is_refused() {
         let err = parse_backtest(&json!({"data": {"dataset": "GOOG"}, "colour": 1})).unwrap_err();
-        assert!(err.0[0].message.contains("unknown field `colour`"), "{err}");
+        assert!(err.0[0].message.contains("unknown field 'colour'"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod spec;
 pub mod strategy;
+pub mod suggest;
 pub mod sweep;
 pub mod templates;
 pub mod tick;

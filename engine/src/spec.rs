@@ -27,6 +27,9 @@ use crate::expr::ExprError;
 use crate::strategy::{CompiledStrategy, Strategy};
 use crate::tick::{BarClock, OrderType, TickSettings};
 
+mod reading;
+pub use reading::from_json;
+
 /// What a limit order waits when the spec does not say: one minute.
 pub const DEFAULT_LIMIT_TIMEOUT_MS: f64 = 60_000.0;
 
@@ -96,7 +99,11 @@ pub struct StrategySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
     /// Parameter values; override the template's defaults.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "crate::expr::serialize_params"
+    )]
     pub params: BTreeMap<String, f64>,
 }
 

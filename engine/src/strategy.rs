@@ -47,7 +47,11 @@ impl Strategy {
                 SpecError::new(
                     "strategy.template",
                     format!(
-                        "unknown template '{name}'; available: {}",
+                        "unknown template '{name}'{}; available: {}",
+                        crate::suggest::did_you_mean(
+                            name,
+                            templates::TEMPLATES.iter().map(|t| t.name)
+                        ),
                         templates::names()
                     ),
                 )

@@ -95,7 +95,8 @@ pub async fn status(
 pub struct ListQuery {
     /// Only jobs with this status.
     status: Option<String>,
-    /// Only jobs of this kind: `backtest`, `sweep`, `ai_strategy` or `ai_analysis`.
+    /// Only jobs of this kind: `backtest`, `sweep`, `walk_forward` (or `walk-forward`),
+    /// `ai_strategy` or `ai_analysis`.
     kind: Option<String>,
     /// Page size, 1..=100 (default 20).
     limit: Option<i64>,

@@ -55,6 +55,26 @@ pub use eval::Condition;
 /// Parameter values by name, substituted into an expression when it is bound.
 pub type Params = std::collections::BTreeMap<String, f64>;
 
+/// Serializes parameter values as JSON numbers, whole ones as integers (`"fast": 10`, not
+/// `10.0`): periods are whole numbers, and read back as the user wrote them.
+pub fn serialize_params<S: serde::Serializer>(
+    params: &Params,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    // Beyond 2^53 not every whole number is an f64, and such a value is no period anyway.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let mut map = serializer.serialize_map(Some(params.len()))?;
+    for (name, &value) in params {
+        if value.fract() == 0.0 && value.abs() <= EXACT {
+            map.serialize_entry(name, &(value as i64))?;
+        } else {
+            map.serialize_entry(name, &value)?;
+        }
+    }
+    map.end()
+}
+
 /// Parses an expression (syntax only; names and types are checked by [`Ast::bind`]).
 pub fn parse(source: &str) -> Result<Ast, ExprError> {
     parser::parse(source)

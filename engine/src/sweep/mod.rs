@@ -163,6 +163,7 @@ pub struct SweepResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct SetResult {
     /// Every parameter's value (the strategy's defaults overridden by the grid).
+    #[serde(serialize_with = "crate::expr::serialize_params")]
     pub params: Params,
     /// Its metrics.
     pub metrics: Metrics,

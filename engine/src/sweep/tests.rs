@@ -640,7 +640,12 @@ fn duration_walk_forward_on_daily_bars() {
         json["windows"][0]["in_sample_start"],
         "2004-08-19T00:00:00Z"
     );
-    assert!(json["windows"][0]["params"]["fast"].is_number());
+    // Whole parameter values come back as integers, as they were written.
+    assert!(
+        json["windows"][0]["params"]["fast"].is_u64(),
+        "{}",
+        json["windows"][0]["params"]
+    );
     assert_eq!(
         json["out_of_sample"]["equity"]["time"][0],
         json["windows"][0]["out_of_sample_start"]

@@ -18,21 +18,48 @@ use crate::metrics::{MetricInputs, Metrics};
 use crate::spec::SpecError;
 use crate::strategy::Strategy;
 
-/// The windows of a walk-forward: lengths as a bar count (`"500"`) or a duration (`"365d"`,
-/// `"12w"`, `"36h"`, `"90m"`).
+/// The windows of a walk-forward: lengths as a bar count (`500` or `"500"`) or a duration
+/// (`"365d"`, `"12w"`, `"36h"`, `"90m"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WalkForwardSpec {
     /// Length of each in-sample window, where the sets are swept.
+    #[serde(deserialize_with = "length")]
     pub in_sample: String,
     /// Length of each out-of-sample window, where the in-sample winner is run.
+    #[serde(deserialize_with = "length")]
     pub out_of_sample: String,
     /// How far each window moves on; the out-of-sample length when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_length")]
     pub step: Option<String>,
     /// Every in-sample window starts at the first bar (it grows) instead of sliding.
     #[serde(default)]
     pub anchored: bool,
+}
+
+/// A window length as JSON: text, or a bar count as a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LengthText {
+    Bars(u64),
+    Text(String),
+}
+
+impl From<LengthText> for String {
+    fn from(length: LengthText) -> String {
+        match length {
+            LengthText::Bars(bars) => bars.to_string(),
+            LengthText::Text(text) => text,
+        }
+    }
+}
+
+fn length<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    LengthText::deserialize(d).map(String::from)
+}
+
+fn optional_length<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<LengthText>::deserialize(d).map(|length| length.map(String::from))
 }
 
 impl WalkForwardSpec {
@@ -202,6 +229,7 @@ pub struct Window {
     #[serde(serialize_with = "serialize_time")]
     pub out_of_sample_end: i64,
     /// The set with the best in-sample objective.
+    #[serde(serialize_with = "crate::expr::serialize_params")]
     pub params: Params,
     /// Its in-sample objective value.
     #[serde(serialize_with = "finite_or_null")]

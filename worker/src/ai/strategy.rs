@@ -558,7 +558,7 @@ mod tests {
                 "params": {"n": 2.5}}, "direction": "sideways", "stop_loss": 5}"#,
         ));
         assert!(
-            message.contains("- direction: unknown variant `sideways`"),
+            message.contains("- direction: unknown value 'sideways'; expected one of long, short"),
             "{message}"
         );
         let message = repairable(read_reply(
