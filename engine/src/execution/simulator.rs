@@ -145,7 +145,9 @@ impl Account<'_> {
         self.cash += p.side.sign() * p.quantity * fill - fees;
         self.fees_paid += fees;
         self.log(p, fill, bar, reason, fees);
-        if reason == ExitReason::Liquidation {
+        // Only a liquidation can close below zero: the level is checked before any signal's
+        // fill in a bar. The rule holds for any close all the same.
+        if reason == ExitReason::Liquidation || self.cash < 0.0 {
             self.settle_liquidation();
         }
     }

@@ -435,7 +435,9 @@ impl Account<'_> {
         p.entry_fees -= entry_fees;
         self.position = (p.quantity > 0.0).then_some(p);
         self.update_liquidation();
-        if reason == ExitReason::Liquidation && self.position.is_none() {
+        // A signal's order can also close below zero, when it reaches the book before a
+        // liquidation's order on its way: the same rule settles it.
+        if self.position.is_none() && (reason == ExitReason::Liquidation || self.cash < 0.0) {
             self.settle_liquidation();
         }
     }
