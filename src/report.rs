@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use engine::data::{format_time_short, Bars};
-use engine::execution::Trade;
+use engine::execution::{ExitReason, Trade};
 use engine::spec::Plan;
 use engine::{BacktestResult, PrecisionReport};
 
@@ -71,6 +71,9 @@ pub fn backtest(
         e.initial_cash,
         e.size
     )?;
+    if e.maintenance_margin > 0.0 {
+        writeln!(out, "margin     maintenance {}", e.maintenance_margin)?;
+    }
     writeln!(out, "precision  {}", precision_text(&result.precision))?;
     writeln!(out)?;
 
@@ -115,6 +118,16 @@ pub fn backtest(
     }
 
     let trades = &result.trades;
+    let liquidated = trades
+        .last()
+        .is_some_and(|t| t.exit_reason == ExitReason::Liquidation);
+    if liquidated && m.final_equity == 0.0 {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "bust: the last trade was liquidated with no equity left; nothing traded after it"
+        )?;
+    }
     if !trades.is_empty() {
         let shown = trades.len().min(TRADES_SHOWN);
         writeln!(out)?;

@@ -49,9 +49,16 @@ pub struct SpecArgs {
     /// Starting cash.
     #[arg(long, value_name = "C")]
     cash: Option<f64>,
-    /// Fraction of equity per position (1.0 = all of it).
+    /// Fraction of equity per position (1.0 = all of it; above 1 needs --leverage).
     #[arg(long, value_name = "F")]
     size: Option<f64>,
+    /// The largest --size allowed (default 1: no borrowing; at most 100).
+    #[arg(long, value_name = "X")]
+    leverage: Option<f64>,
+    /// Liquidate a position when equity falls to this fraction of its value (default 0: when
+    /// equity reaches zero).
+    #[arg(long, value_name = "F")]
+    maintenance_margin: Option<f64>,
     /// Round quantities down to a multiple of this (fractional quantities otherwise).
     #[arg(long, value_name = "Q")]
     lot_size: Option<f64>,
@@ -175,6 +182,8 @@ impl SpecArgs {
         over(&mut e.slippage_bps, self.slippage_bps);
         over(&mut e.initial_cash, self.cash);
         over(&mut e.size, self.size);
+        e.leverage = self.leverage.or(e.leverage);
+        e.maintenance_margin = self.maintenance_margin.or(e.maintenance_margin);
         e.lot_size = self.lot_size.or(e.lot_size);
         e.stop_loss = self.stop_loss.or(e.stop_loss);
         e.take_profit = self.take_profit.or(e.take_profit);

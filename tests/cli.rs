@@ -457,3 +457,121 @@ fn datagen_refuses_what_it_cannot_write() {
     ]));
     assert!(err.contains("--events must be at least 1"), "{err}");
 }
+
+#[test]
+fn a_short_that_loses_its_equity_is_liquidated() {
+    // BTCUSD's monthly bars: a 3/12 sma_cross short filled at the close is squeezed when the
+    // price doubles from its entry. Before liquidation it covered in full and equity went far
+    // below zero.
+    let result = json(&[
+        "backtest",
+        "--data",
+        "examples/data/BTCUSD.csv",
+        "--direction",
+        "short",
+        "--fill",
+        "close",
+        "--param",
+        "fast=3",
+        "--param",
+        "slow=12",
+    ]);
+    let trades = result["trades"].as_array().unwrap();
+    let last = trades.last().unwrap();
+    assert_eq!(last["exit_reason"], "liquidation", "{last}");
+    // Zero equity at twice the entry: the cover fills there.
+    let (entry, exit) = (
+        last["entry_price"].as_f64().unwrap(),
+        last["exit_price"].as_f64().unwrap(),
+    );
+    assert!((exit - 2.0 * entry).abs() < 1e-9 * exit, "{last}");
+    let metrics = &result["metrics"];
+    assert!(
+        metrics["max_drawdown"].as_f64().unwrap() >= -1.0,
+        "{metrics}"
+    );
+    assert_eq!(metrics["final_equity"], 0.0);
+    let equity = result["equity"]["value"].as_array().unwrap();
+    assert!(equity.iter().all(|e| e.as_f64().unwrap() >= 0.0));
+    let drawdown = result["equity"]["drawdown"].as_array().unwrap();
+    assert!(drawdown.iter().all(|d| d.as_f64().unwrap() >= -1.0));
+    // The table says the account is bust.
+    let text = stdout(&strata(&[
+        "backtest",
+        "--data",
+        "examples/data/BTCUSD.csv",
+        "--direction",
+        "short",
+        "--fill",
+        "close",
+        "--param",
+        "fast=3",
+        "--param",
+        "slow=12",
+    ]));
+    assert!(
+        text.contains("bust: the last trade was liquidated"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sizes_above_one_need_leverage() {
+    let err = stderr_of_failure(&strata(&["backtest", "--data", GOOG, "--size", "50"]));
+    assert!(
+        err.contains("execution.size: 50 commits 5000% of equity")
+            && err.contains("set execution.leverage (CLI --leverage) to at least 50"),
+        "{err}"
+    );
+    // With the leverage for it, a run whose longs fall through their liquidation price: the
+    // account ends at zero, never below.
+    let result = json(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--size",
+        "50",
+        "--leverage",
+        "50",
+    ]);
+    let metrics = &result["metrics"];
+    assert!(
+        metrics["max_drawdown"].as_f64().unwrap() >= -1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics["final_equity"].as_f64().unwrap() >= 0.0,
+        "{metrics}"
+    );
+    let reasons: Vec<&Value> = result["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["exit_reason"])
+        .collect();
+    assert!(
+        reasons.contains(&&Value::from("liquidation")),
+        "{reasons:?}"
+    );
+    // A maintenance margin liquidates earlier and leaves equity to trade on.
+    let result = json(&[
+        "backtest",
+        "--data",
+        GOOG,
+        "--size",
+        "50",
+        "--leverage",
+        "50",
+        "--maintenance-margin",
+        "0.005",
+    ]);
+    let trades = result["trades"].as_array().unwrap();
+    let first = &trades[0];
+    assert_eq!(first["exit_reason"], "liquidation", "{first}");
+    assert!(trades.len() > 1 && result["metrics"]["final_equity"].as_f64().unwrap() > 0.0);
+    let err = stderr_of_failure(&strata(&["backtest", "--data", GOOG, "--leverage", "500"]));
+    assert!(
+        err.contains("execution.leverage: must be in [1, 100]"),
+        "{err}"
+    );
+}

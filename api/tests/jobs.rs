@@ -83,6 +83,20 @@ async fn a_bad_spec_is_a_422_naming_the_field_and_nothing_is_stored() {
     .await;
     assert_eq!(body["errors"][0]["field"], "execution.fees");
 
+    // A size above 1 borrows: it needs the leverage for it.
+    let mut spec = goog_spec();
+    spec["execution"]["size"] = json!(100);
+    let body = problem(
+        app.post_backtest("ann", &spec).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["field"], "execution.size");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("set execution.leverage"), "{message}");
+
     let mut spec = goog_spec();
     spec["strategy"] =
         json!({"entry": "cross_above(sma(close, 10), smaa(close, 20))", "exit": "close < 1"});

@@ -43,3 +43,7 @@ pub const MAX_WALK_FORWARD_WINDOWS: usize = 1_000;
 /// Price levels on one side of a level-2 book. Real books hold tens to hundreds; a feed that
 /// opens more is refused when it is loaded, naming the row.
 pub const MAX_BOOK_LEVELS: usize = 5_000;
+
+/// Largest `execution.leverage`: a position of at most this many times equity. Exchanges offer
+/// up to about 100x on the most liquid futures; beyond it a 1 % move is the whole account.
+pub const MAX_LEVERAGE: f64 = 100.0;

@@ -1,7 +1,8 @@
 //! Performance metrics, computed once from the equity curve and the trade list.
 //!
 //! Conventions (fractions, not percents):
-//! - bar returns: `r[0] = equity[0] / initial_cash - 1`, `r[t] = equity[t] / equity[t-1] - 1`;
+//! - bar returns: `r[0] = equity[0] / initial_cash - 1`, `r[t] = equity[t] / equity[t-1] - 1`,
+//!   and 0 for the bars after a liquidation left a bust account at 0 (see `crate::execution`);
 //! - `periods_per_year` comes from the data's own bar spacing (bars per year over the span of
 //!   the data) unless given; `years = bars / periods_per_year`;
 //! - `volatility = std(r) * sqrt(ppy)` with the sample standard deviation (ddof = 1);
@@ -129,9 +130,20 @@ impl Metrics {
         // precision) and of squared downside returns, in four lanes so the divisions and adds
         // run side by side instead of one after another.
         let shift = equity.first().map_or(0.0, |&v| v / initial_cash - 1.0);
+        // A bust account's equity stays at 0 after the liquidation that emptied it: those
+        // bars are flat (return 0), not 0 / 0. Only a curve ending at 0 can hold such bars.
+        let living = if final_equity <= 0.0 {
+            equity
+                .iter()
+                .position(|&v| v <= 0.0)
+                .map_or(bars, |k| k + 1)
+        } else {
+            bars
+        };
+        let flat = (bars - living) as f64;
         let (mut sum, mut sum_sq, mut downside_sq) = ([0.0_f64; 4], [0.0_f64; 4], [0.0_f64; 4]);
         let mut previous = initial_cash;
-        let chunks = equity.chunks_exact(4);
+        let chunks = equity[..living].chunks_exact(4);
         let rest = chunks.remainder();
         for chunk in chunks {
             let r = [
@@ -155,6 +167,8 @@ impl Metrics {
             sum_sq[0] += (r - shift) * (r - shift);
             downside_sq[0] += r.min(0.0) * r.min(0.0);
         }
+        sum[0] -= flat * shift;
+        sum_sq[0] += flat * shift * shift;
         let (sum, sum_sq, downside_sq): (f64, f64, f64) = (
             sum.iter().sum(),
             sum_sq.iter().sum(),
@@ -359,6 +373,32 @@ mod tests {
         assert!(close(m.exposure, 4.0 / 7.0));
         assert_eq!(m.fees_paid, 3.5);
         assert_eq!(m.bars, 7);
+    }
+
+    #[test]
+    fn a_bust_account_has_flat_returns_after_it_reaches_zero() {
+        // r = [0, -0.5, -1, 0, 0]: mean -0.3, sample std sqrt(0.8 / 4), downside sqrt(1.25 / 5).
+        let equity = [1000.0, 500.0, 0.0, 0.0, 0.0];
+        let m = Metrics::compute(MetricInputs {
+            equity: &equity,
+            initial_cash: 1000.0,
+            trades: &[trade(-1000.0, ExitReason::Liquidation)],
+            fees_paid: 0.0,
+            exposure_bars: 2,
+            periods_per_year: 1.0,
+        });
+        assert!(
+            close(m.volatility, (0.8_f64 / 4.0).sqrt()),
+            "{}",
+            m.volatility
+        );
+        assert!(
+            close(m.sharpe, -0.3 / (0.8_f64 / 4.0).sqrt()),
+            "{}",
+            m.sharpe
+        );
+        assert!(close(m.sortino, -0.3 / 0.25_f64.sqrt()), "{}", m.sortino);
+        assert_eq!((m.max_drawdown, m.cagr, m.total_return), (-1.0, -1.0, -1.0));
     }
 
     #[test]

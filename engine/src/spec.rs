@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, LoadOptions, Timeframe, NANOS_PER_MINUTE, NANOS_PER_SECOND};
 use crate::execution::{Direction, Execution, Fill, HybridSettings};
 use crate::expr::ExprError;
+use crate::limits::MAX_LEVERAGE;
 use crate::strategy::{CompiledStrategy, Strategy};
 use crate::tick::{BarClock, OrderType, TickSettings};
 
@@ -121,8 +122,16 @@ pub struct ExecutionSpec {
     pub slippage_bps: f64,
     /// Starting cash.
     pub initial_cash: f64,
-    /// Fraction of equity per position.
+    /// Fraction of equity per position; above 1 only up to `leverage`.
     pub size: f64,
+    /// The largest `size` allowed: 1 when absent (no borrowing), at most
+    /// [`MAX_LEVERAGE`](crate::limits::MAX_LEVERAGE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leverage: Option<f64>,
+    /// Equity below which a position is liquidated, as a fraction of its value, in `[0, 1)`; 0
+    /// (liquidated when equity reaches zero) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_margin: Option<f64>,
     /// Round quantities down to a multiple of this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lot_size: Option<f64>,
@@ -187,6 +196,8 @@ impl Default for ExecutionSpec {
             slippage_bps: e.slippage_bps,
             initial_cash: e.initial_cash,
             size: e.size,
+            leverage: None,
+            maintenance_margin: None,
             lot_size: e.lot_size,
             stop_loss: e.stop_loss,
             take_profit: e.take_profit,
@@ -501,6 +512,7 @@ impl ExecutionSpec {
                 "must be a fraction > 0 (and < 1 when shorting)",
             );
         }
+        let maintenance_margin = self.validate_leverage(errors);
         let hybrid = (precision == Precision::Hybrid).then(|| {
             let default = HybridSettings::default();
             HybridSettings {
@@ -517,11 +529,59 @@ impl ExecutionSpec {
             slippage_bps: self.slippage_bps,
             initial_cash: self.initial_cash,
             size: self.size,
+            maintenance_margin,
             lot_size: self.lot_size,
             stop_loss: self.stop_loss,
             take_profit: self.take_profit,
             hybrid,
         }
+    }
+
+    /// Checks `leverage`, `size` against it and `maintenance_margin`; returns the margin.
+    fn validate_leverage(&self, errors: &mut Vec<SpecError>) -> f64 {
+        let leverage = self.leverage.unwrap_or(1.0);
+        let leverage_ok = (1.0..=MAX_LEVERAGE).contains(&leverage);
+        if !leverage_ok {
+            errors.push(SpecError::new(
+                "execution.leverage",
+                format!(
+                    "must be in [1, {MAX_LEVERAGE}] (the largest size it allows), got {leverage}"
+                ),
+            ));
+        }
+        if leverage_ok && self.size.is_finite() && self.size > leverage {
+            let leverage_given = match self.leverage {
+                Some(value) => format!("execution.leverage is {value}"),
+                None => "execution.leverage is 1 when not given".to_owned(),
+            };
+            errors.push(SpecError::new(
+                "execution.size",
+                format!(
+                    "{} commits {}% of equity, which borrows, and {leverage_given}: set \
+                     execution.leverage (CLI --leverage) to at least {}, or lower the size",
+                    self.size,
+                    self.size * 100.0,
+                    self.size
+                ),
+            ));
+        }
+        let margin = self.maintenance_margin.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&margin) {
+            errors.push(SpecError::new(
+                "execution.maintenance_margin",
+                format!("must be a fraction of the position's value in [0, 1), got {margin}"),
+            ));
+        } else if self.size * margin >= 1.0 {
+            errors.push(SpecError::new(
+                "execution.maintenance_margin",
+                format!(
+                    "{margin} of a position of size {} is all of its equity: it would be \
+                     liquidated as it opens; the margin must be below 1 / size",
+                    self.size
+                ),
+            ));
+        }
+        margin
     }
 
     /// The fields that belong to one precision: refused at another, checked at theirs.
@@ -932,6 +992,77 @@ mod precision_tests {
                 threshold: 2.5,
                 lookback: 20
             })
+        );
+    }
+
+    #[test]
+    fn a_size_above_one_needs_the_leverage_for_it() {
+        let refused = errors(&spec("bar", serde_json::json!({"size": 2})));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        let (field, message) = &refused[0];
+        assert_eq!(field, "execution.size");
+        assert!(
+            message.contains("execution.leverage is 1 when not given")
+                && message.contains("set execution.leverage (CLI --leverage) to at least 2"),
+            "{message}"
+        );
+        let refused = errors(&spec("bar", serde_json::json!({"size": 3, "leverage": 2})));
+        assert_eq!(refused[0].0, "execution.size");
+        assert!(
+            refused[0].1.contains("execution.leverage is 2"),
+            "{refused:?}"
+        );
+
+        let plan = spec("bar", serde_json::json!({"size": 2, "leverage": 2}))
+            .plan()
+            .unwrap();
+        assert_eq!(
+            (plan.execution.size, plan.execution.maintenance_margin),
+            (2.0, 0.0)
+        );
+        // A size within the leverage at every precision.
+        for precision in ["hybrid", "tick"] {
+            let ok = spec(precision, serde_json::json!({"size": 1.5, "leverage": 2}));
+            assert!(ok.plan().is_ok(), "{precision}");
+        }
+    }
+
+    #[test]
+    fn leverage_and_maintenance_margin_are_checked() {
+        for leverage in [0.5, 101.0] {
+            let s = spec("bar", serde_json::json!({"leverage": leverage}));
+            assert_eq!(fields(&s), ["execution.leverage"], "{leverage}");
+        }
+        for margin in [-0.1, 1.0] {
+            let s = spec("bar", serde_json::json!({"maintenance_margin": margin}));
+            assert_eq!(fields(&s), ["execution.maintenance_margin"], "{margin}");
+        }
+        // Half of a position twice the equity is all of it: liquidated as it opens.
+        let s = spec(
+            "bar",
+            serde_json::json!({"size": 2, "leverage": 2, "maintenance_margin": 0.5}),
+        );
+        let refused = errors(&s);
+        assert_eq!(refused[0].0, "execution.maintenance_margin");
+        assert!(refused[0].1.contains("below 1 / size"), "{refused:?}");
+        let plan = spec("bar", serde_json::json!({"maintenance_margin": 0.1}))
+            .plan()
+            .unwrap();
+        assert_eq!(plan.execution.maintenance_margin, 0.1);
+    }
+
+    #[test]
+    fn leverage_fields_are_written_only_when_given() {
+        let plain = serde_json::to_value(ExecutionSpec::default()).unwrap();
+        assert!(plain.get("leverage").is_none() && plain.get("maintenance_margin").is_none());
+        let s = spec(
+            "bar",
+            serde_json::json!({"size": 2, "leverage": 3, "maintenance_margin": 0.05}),
+        );
+        let written = serde_json::to_value(&s.execution).unwrap();
+        assert_eq!(
+            (&written["leverage"], &written["maintenance_margin"]),
+            (&serde_json::json!(3.0), &serde_json::json!(0.05))
         );
     }
 

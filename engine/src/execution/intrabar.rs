@@ -22,6 +22,8 @@ pub struct ProtectiveExit {
 pub trait Intrabar {
     /// The first protective level reached inside bar `i` by a position on `side`, if any.
     /// `stop` is below the entry for a long and above it for a short; `target` the opposite.
+    /// The simulator passes as `stop` the nearer of the stop-loss and the liquidation price,
+    /// and names a `StopLoss` exit at or through the liquidation price a liquidation.
     fn protective_exit(
         &mut self,
         bars: &Bars,

@@ -1,5 +1,5 @@
 //! The execution simulator: one event loop over bars that owns orders, fills, fees, slippage,
-//! position sizing, stops and targets.
+//! position sizing, stops, targets and liquidation.
 //!
 //! Within bar `i` events happen in this order:
 //! 1. **open** — an order decided at the previous close (`fill = next_open`) fills at the open;
@@ -7,7 +7,11 @@
 //!    bar's prices as given by an [`Intrabar`] price source, the only thing that differs between
 //!    precisions: [`BarRange`] (bar precision: the bar's open, high and low) or [`Hybrid`] (hybrid
 //!    precision: a seeded simulated path inside volatile bars where both levels lie; chosen by
-//!    [`Execution::hybrid`]). Tick precision replays real trades instead (`crate::tick`);
+//!    [`Execution::hybrid`]). Tick precision replays real trades instead (`crate::tick`).
+//!    An open position's liquidation price (see [`liquidation_price`]) is checked the same
+//!    way, as a stop at that price; a bar whose open is through it when an order is pending
+//!    liquidates at the open before that order fills. A liquidation that leaves no equity makes
+//!    the account bust: equity stays 0 and no position opens again;
 //! 3. **close** — the entry and exit signals of bar `i` are read; with `fill = close` the order
 //!    fills at this close, with `fill = next_open` it waits for the next bar's open;
 //! 4. **mark** — equity is cash plus the position valued at the close.
@@ -78,6 +82,9 @@ pub enum ExitReason {
     StopLoss,
     /// The take-profit level was touched (or gapped through) inside a bar.
     TakeProfit,
+    /// Equity fell to the maintenance margin (zero by default): the position was closed at the
+    /// price where that happened, or at the open of a bar that gapped through it.
+    Liquidation,
     /// Still open at the last bar: valued at the last close, no exit fees charged.
     Open,
 }
@@ -97,8 +104,13 @@ pub struct Execution {
     pub slippage_bps: f64,
     /// Cash at the start.
     pub initial_cash: f64,
-    /// Fraction of equity committed to each new position (1.0 = all of it).
+    /// Fraction of equity committed to each new position (1.0 = all of it; above 1 borrows,
+    /// which the spec allows only up to its `leverage`).
     pub size: f64,
+    /// Equity below which a position is liquidated, as a fraction of the position's value at
+    /// the current price, in `[0, 1)`; 0 liquidates when equity reaches zero. See
+    /// [`liquidation_price`].
+    pub maintenance_margin: f64,
     /// Quantities are rounded down to a multiple of this; `None` allows fractional quantities.
     pub lot_size: Option<f64>,
     /// Stop-loss distance from the entry price, as a fraction (0.05 = 5 % adverse move).
@@ -119,11 +131,46 @@ impl Default for Execution {
             slippage_bps: 0.0,
             initial_cash: 10_000.0,
             size: 1.0,
+            maintenance_margin: 0.0,
             lot_size: None,
             stop_loss: None,
             take_profit: None,
             hybrid: None,
         }
+    }
+}
+
+/// The price at which a position of `quantity` on `side`, held with `cash`, is liquidated: where
+/// equity (`cash + sign × quantity × price`) falls to `maintenance_margin × quantity × price`.
+///
+/// A long is liquidated at or below `-cash / (quantity × (1 − maintenance_margin))`, a short at
+/// or above `cash / (quantity × (1 + maintenance_margin))`. `None` when no price can reach it:
+/// a long bought with its own cash (`cash >= 0`) is never liquidated, whatever the margin; a
+/// short always can be, even at a size of 1. A long level below a billionth of `entry_price`
+/// counts as none: it is a rounding error of a long on its own cash, never traded.
+pub fn liquidation_price(
+    cash: f64,
+    side: Side,
+    quantity: f64,
+    entry_price: f64,
+    maintenance_margin: f64,
+) -> Option<f64> {
+    let level = match side {
+        Side::Long => -cash / (quantity * (1.0 - maintenance_margin)),
+        Side::Short => cash / (quantity * (1.0 + maintenance_margin)),
+    };
+    let reachable = match side {
+        Side::Long => level > 1e-9 * entry_price,
+        Side::Short => true,
+    };
+    (level.is_finite() && reachable).then_some(level)
+}
+
+/// Whether `price` is at or through a liquidation `level` for a position on `side`.
+pub(crate) fn through_liquidation(side: Side, price: f64, level: f64) -> bool {
+    match side {
+        Side::Long => price <= level,
+        Side::Short => price >= level,
     }
 }
 

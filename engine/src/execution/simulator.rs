@@ -1,6 +1,9 @@
 //! The event loop: fills, fees, slippage, sizing, stops and targets, bar by bar.
 
-use super::{Direction, Execution, ExitReason, Fill, Intrabar, Side, Trade};
+use super::{
+    liquidation_price, through_liquidation, Direction, Execution, ExitReason, Fill, Intrabar, Side,
+    Trade,
+};
 use crate::data::Bars;
 
 /// What a simulation produces; metrics are computed from it afterwards.
@@ -59,6 +62,9 @@ struct Position {
     entry_fees: f64,
     stop: Option<f64>,
     target: Option<f64>,
+    /// Where equity reaches the maintenance margin (see [`liquidation_price`]); `None` for a
+    /// long on its own cash. Cash does not change while a position is held, so neither does it.
+    liquidation: Option<f64>,
 }
 
 /// Cash, the open position and the trade log, with the fill rules.
@@ -70,6 +76,8 @@ struct Account<'a> {
     position: Option<Position>,
     trades: Vec<Trade>,
     fees_paid: f64,
+    /// A liquidation left no equity: no position opens again.
+    bust: bool,
 }
 
 impl Account<'_> {
@@ -88,6 +96,9 @@ impl Account<'_> {
 
     /// Opens a position worth `size` of equity at market; does nothing if that buys nothing.
     fn open(&mut self, side: Side, price: f64, bar: usize) {
+        if self.bust {
+            return;
+        }
         let exec = self.execution;
         let budget = exec.size * self.cash;
         let fill = self.market_price(price, side == Side::Long);
@@ -115,6 +126,13 @@ impl Account<'_> {
             entry_fees: fees,
             stop: exec.stop_loss.map(|f| level(f, true)),
             target: exec.take_profit.map(|f| level(f, false)),
+            liquidation: liquidation_price(
+                self.cash,
+                side,
+                quantity,
+                fill,
+                exec.maintenance_margin,
+            ),
         });
     }
 
@@ -127,6 +145,29 @@ impl Account<'_> {
         self.cash += p.side.sign() * p.quantity * fill - fees;
         self.fees_paid += fees;
         self.log(p, fill, bar, reason, fees);
+        // Only a liquidation can close below zero: the level is checked before any signal's
+        // fill in a bar. The rule holds for any close all the same.
+        if reason == ExitReason::Liquidation || self.cash < 0.0 {
+            self.settle_liquidation();
+        }
+    }
+
+    /// After a liquidation: with no maintenance margin equity has reached zero, and what a gap
+    /// (or the exit's costs) lost beyond it is the broker's, not the account's. Either way, or
+    /// when a margin above zero still left no cash, the account is bust: its equity is 0 from
+    /// here on, no position opens again, and the liquidated trade's pnl is what the account
+    /// actually lost.
+    fn settle_liquidation(&mut self) {
+        if self.cash > 0.0 && self.execution.maintenance_margin > 0.0 {
+            return;
+        }
+        let absorbed = -self.cash;
+        self.cash = 0.0;
+        self.bust = true;
+        if let Some(t) = self.trades.last_mut() {
+            t.pnl += absorbed;
+            t.return_ = t.pnl / (t.quantity * t.entry_price);
+        }
     }
 
     fn log(
@@ -160,6 +201,17 @@ impl Account<'_> {
         self.position.map_or(0.0, |p| p.side.sign() * p.quantity)
     }
 
+    /// The first bar in `from..to` whose range reaches the position's liquidation price.
+    fn first_liquidation(&self, bars: &Bars, from: usize, to: usize) -> Option<usize> {
+        let p = self.position?;
+        let level = p.liquidation?;
+        let reached = match p.side {
+            Side::Long => bars.low[from..to].iter().position(|&low| low <= level),
+            Side::Short => bars.high[from..to].iter().position(|&high| high >= level),
+        };
+        reached.map(|k| from + k)
+    }
+
     /// Steps 1 to 3 of bar `i` (see the module doc): the pending order at the open, stops and
     /// targets inside the bar, the signals at the close.
     #[inline(never)]
@@ -172,22 +224,53 @@ impl Account<'_> {
         pending: &mut Option<Order>,
         intrabar: &mut impl Intrabar,
     ) {
-        // 1. open: the order decided at the previous close.
+        // 1. open: the order decided at the previous close. A position whose liquidation price
+        // the open gapped through is liquidated there first.
         if let Some(order) = pending.take() {
+            if let Some(p) = self.position {
+                let open = bars.open[i];
+                if p.liquidation
+                    .is_some_and(|level| through_liquidation(p.side, open, level))
+                {
+                    let fill = self.market_price(open, p.side == Side::Short);
+                    self.close(fill, i, ExitReason::Liquidation);
+                }
+            }
             self.execute(order, bars.open[i], i);
         }
-        // 2. inside the bar: stops and targets.
+        // 2. inside the bar: stops, targets and liquidation. The liquidation price acts as a
+        // stop (a market order at the level, or at the open of a bar that gaps through it);
+        // whichever of it and the stop-loss is nearer the price is reached first.
         if let Some(p) = self
             .position
-            .filter(|p| p.stop.is_some() || p.target.is_some())
+            .filter(|p| p.stop.is_some() || p.target.is_some() || p.liquidation.is_some())
         {
-            if let Some(hit) = intrabar.protective_exit(bars, i, p.side, p.stop, p.target) {
-                // A stop is a market order (slippage); a take-profit is a limit (none).
-                let fill = match hit.reason {
-                    ExitReason::StopLoss => self.market_price(hit.price, p.side == Side::Short),
+            let stop = match (p.stop, p.liquidation) {
+                (Some(stop), Some(level)) => Some(match p.side {
+                    Side::Long => stop.max(level),
+                    Side::Short => stop.min(level),
+                }),
+                (stop, level) => stop.or(level),
+            };
+            if let Some(hit) = intrabar.protective_exit(bars, i, p.side, stop, p.target) {
+                // A stop or liquidation is a market order (slippage); a take-profit is a limit
+                // (none). An adverse exit at or through the liquidation price is a liquidation.
+                let reason = match hit.reason {
+                    ExitReason::StopLoss
+                        if p.liquidation
+                            .is_some_and(|level| through_liquidation(p.side, hit.price, level)) =>
+                    {
+                        ExitReason::Liquidation
+                    }
+                    reason => reason,
+                };
+                let fill = match reason {
+                    ExitReason::StopLoss | ExitReason::Liquidation => {
+                        self.market_price(hit.price, p.side == Side::Short)
+                    }
                     _ => hit.price,
                 };
-                self.close(fill, i, hit.reason);
+                self.close(fill, i, reason);
             }
         }
         // 3. close: this bar's signals.
@@ -237,6 +320,7 @@ pub fn simulate(
         // for them spares copying the log as it grows.
         trades: Vec::with_capacity(entries.iter().filter(|&&e| e).count() + 1),
         fees_paid: 0.0,
+        bust: false,
     };
     let protective = execution.stop_loss.is_some() || execution.take_profit.is_some();
     let close = &bars.close[..n];
@@ -246,12 +330,25 @@ pub fn simulate(
     let mut pending: Option<Order> = None;
 
     // Most bars have no order, no signal and no level to check: they are only marked to market,
-    // a whole quiet run at a time. Bars with something to do go through `Account::events`.
+    // a whole quiet run at a time. Bars with something to do go through `Account::events`; a
+    // liquidation price ends a quiet run at the first bar that reaches it.
     let (mut cash, mut held) = (account.cash, 0.0);
     let mut i = 0;
     while i < n {
         let watched = protective && held != 0.0;
-        if pending.is_some() || watched || entries[i] | exits[i] {
+        let quiet = if pending.is_some() || watched || entries[i] | exits[i] {
+            0
+        } else {
+            let quiet = entries[i..]
+                .iter()
+                .zip(&exits[i..])
+                .position(|(&entry, &exit)| entry | exit)
+                .unwrap_or(n - i);
+            account
+                .first_liquidation(bars, i, i + quiet)
+                .map_or(quiet, |k| k - i)
+        };
+        if quiet == 0 {
             account.events(bars, i, entries[i], exits[i], &mut pending, intrabar);
             (cash, held) = (account.cash, account.held());
             equity.push(cash + held * close[i]);
@@ -259,11 +356,6 @@ pub fn simulate(
             i += 1;
             continue;
         }
-        let quiet = entries[i..]
-            .iter()
-            .zip(&exits[i..])
-            .position(|(&entry, &exit)| entry | exit)
-            .unwrap_or(n - i);
         // 4. mark to market.
         equity.extend(close[i..i + quiet].iter().map(|&price| cash + held * price));
         exposure_bars += if held != 0.0 { quiet } else { 0 };
@@ -697,5 +789,216 @@ mod tests {
         );
         assert_eq!(sim.trades[0].quantity, 50.0);
         assert_close(sim.equity[4], 1100.0);
+    }
+
+    /// Long twice its equity: 1000 cash buys 200 at 10 and borrows 1000, so equity reaches
+    /// zero at 1000 / 200 = 5.
+    fn leveraged_long() -> Execution {
+        Execution {
+            size: 2.0,
+            ..close_fill()
+        }
+    }
+
+    #[test]
+    fn a_long_on_its_own_cash_has_no_liquidation_price() {
+        assert_eq!(liquidation_price(0.0, Side::Long, 100.0, 10.0, 0.0), None);
+        assert_eq!(liquidation_price(1e-12, Side::Long, 100.0, 10.0, 0.5), None);
+        assert_eq!(
+            liquidation_price(-1e-13, Side::Long, 100.0, 10.0, 0.0),
+            None
+        );
+        assert_eq!(
+            liquidation_price(-1000.0, Side::Long, 200.0, 10.0, 0.0),
+            Some(5.0)
+        );
+        // A short of 100 sold at 10 from 1000 holds 2000: zero equity at 20.
+        assert_eq!(
+            liquidation_price(2000.0, Side::Short, 100.0, 10.0, 0.0),
+            Some(20.0)
+        );
+    }
+
+    #[test]
+    fn a_leveraged_long_is_liquidated_at_the_price_where_equity_reaches_zero() {
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (10.0, 10.5, 4.0, 6.0),
+            (6.0, 7.0, 5.5, 7.0),
+            (7.0, 8.0, 6.5, 8.0),
+        ]);
+        // A second entry after the liquidation: the account is bust, nothing opens.
+        let sim = run(&b, &[0, 2], &[], leveraged_long());
+        assert_eq!(sim.trades.len(), 1);
+        let t = &sim.trades[0];
+        assert_eq!(
+            (t.exit_bar, t.exit_reason, t.exit_price, t.quantity),
+            (1, ExitReason::Liquidation, 5.0, 200.0)
+        );
+        assert_close(t.pnl, -1000.0);
+        assert_eq!(sim.equity, vec![1000.0, 0.0, 0.0, 0.0]);
+        assert_eq!(sim.exposure_bars, 1);
+    }
+
+    #[test]
+    fn a_gap_through_the_liquidation_price_fills_at_the_open_and_floors_equity_at_zero() {
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (4.0, 4.5, 3.0, 4.0),
+            (4.0, 9.0, 4.0, 9.0),
+        ]);
+        let sim = run(&b, &[0], &[], leveraged_long());
+        let t = &sim.trades[0];
+        assert_eq!(
+            (t.exit_bar, t.exit_reason, t.exit_price),
+            (1, ExitReason::Liquidation, 4.0)
+        );
+        // Sold 200 at 4 against 1000 borrowed: 200 short of zero, which the broker bears. The
+        // trade loses what the account had.
+        assert_close(t.pnl, -1000.0);
+        assert_eq!(sim.equity, vec![1000.0, 0.0, 0.0]);
+        let drawdown = crate::backtest::EquityCurve {
+            time: std::borrow::Cow::Borrowed(&b.time),
+            value: sim.equity.clone(),
+        }
+        .drawdown();
+        assert!(drawdown.iter().all(|&d| d >= -1.0), "{drawdown:?}");
+    }
+
+    #[test]
+    fn a_pending_order_meets_a_liquidation_at_the_open_first() {
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (10.0, 10.0, 9.0, 9.5),
+            (4.0, 5.0, 4.0, 4.5),
+        ]);
+        // Bought 200 at open[1] = 10; the exit decided at close[1] would sell at open[2] = 4,
+        // through the liquidation price 5: the account is liquidated there instead.
+        let exec = Execution {
+            fill: Fill::NextOpen,
+            ..leveraged_long()
+        };
+        let sim = run(&b, &[0], &[1], exec);
+        assert_eq!(sim.trades.len(), 1);
+        let t = &sim.trades[0];
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason, t.exit_price),
+            (1, 2, ExitReason::Liquidation, 4.0)
+        );
+        assert_eq!(sim.equity, vec![1000.0, 900.0, 0.0]);
+    }
+
+    #[test]
+    fn a_short_squeezed_past_its_equity_is_liquidated() {
+        // Short 100 at 10 from 1000: cash 2000, zero equity at 20.
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (12.0, 25.0, 11.0, 22.0),
+            (22.0, 23.0, 8.0, 8.0),
+        ]);
+        let exec = Execution {
+            direction: Direction::Short,
+            ..close_fill()
+        };
+        let sim = run(&b, &[0, 1], &[], exec);
+        assert_eq!(sim.trades.len(), 1);
+        let t = &sim.trades[0];
+        assert_eq!(
+            (t.side, t.exit_bar, t.exit_reason, t.exit_price),
+            (Side::Short, 1, ExitReason::Liquidation, 20.0)
+        );
+        assert_close(t.pnl, -1000.0);
+        assert_eq!(sim.equity, vec![1000.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn liquidation_is_the_same_at_hybrid_precision() {
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (10.0, 10.2, 9.8, 10.0),
+            (12.0, 25.0, 8.0, 22.0),
+            (22.0, 23.0, 8.0, 8.0),
+        ]);
+        let exec = Execution {
+            direction: Direction::Short,
+            take_profit: Some(0.15),
+            ..close_fill()
+        };
+        let bar = run(&b, &[0], &[], exec.clone());
+        let mut hybrid = crate::execution::Hybrid::new(crate::execution::HybridSettings {
+            threshold: 1.0,
+            lookback: 2,
+            ..Default::default()
+        });
+        let n = b.len();
+        let sim = simulate(&b, &flags(n, &[0]), &flags(n, &[]), &exec, &mut hybrid);
+        assert_eq!(bar.trades[0].exit_reason, ExitReason::Liquidation);
+        // Bar 2 holds both the target (8.5) and the liquidation price (20) and is volatile:
+        // a simulated path decides, and whichever it reaches, the account never goes below 0.
+        assert_eq!(hybrid.simulated_bars(), 1);
+        let t = &sim.trades[0];
+        match t.exit_reason {
+            ExitReason::Liquidation => assert_eq!(sim.equity[2..], [0.0, 0.0]),
+            reason => assert_eq!(reason, ExitReason::TakeProfit),
+        }
+        assert!(sim.equity.iter().all(|&e| e >= 0.0));
+    }
+
+    #[test]
+    fn a_maintenance_margin_leaves_equity_and_trading_goes_on() {
+        let b = bars(&[
+            (10.0, 10.0, 10.0, 10.0),
+            (10.0, 10.5, 6.0, 7.0),
+            (7.0, 7.5, 6.5, 7.0),
+            (7.0, 8.0, 7.0, 8.0),
+        ]);
+        let exec = Execution {
+            maintenance_margin: 0.25,
+            ..leveraged_long()
+        };
+        let sim = run(&b, &[0, 2], &[], exec);
+        // Equity -1000 + 200 p reaches 0.25 × 200 p at p = 1000 / 150.
+        let level = 1000.0 / 150.0;
+        let t = &sim.trades[0];
+        assert_eq!((t.exit_bar, t.exit_reason), (1, ExitReason::Liquidation));
+        assert_close(t.exit_price, level);
+        let left = 0.25 * 200.0 * level;
+        assert_close(sim.equity[1], left);
+        // The next entry commits twice what is left.
+        let again = &sim.trades[1];
+        assert_eq!((again.entry_bar, again.exit_reason), (2, ExitReason::Open));
+        assert_close(again.quantity, 2.0 * left / 7.0);
+        assert_close(sim.equity[3], left + again.quantity * 1.0);
+    }
+
+    #[test]
+    fn the_nearer_of_the_stop_and_the_liquidation_price_is_reached_first() {
+        let b = bars(&[(10.0, 10.0, 10.0, 10.0), (10.0, 10.0, 3.0, 6.0)]);
+        let exit = |stop_loss| {
+            let exec = Execution {
+                stop_loss: Some(stop_loss),
+                ..leveraged_long()
+            };
+            let t = run(&b, &[0], &[], exec).trades[0].clone();
+            (t.exit_reason, t.exit_price)
+        };
+        // Stop at 8, above the liquidation price 5: the stop fills first.
+        assert_eq!(exit(0.2), (ExitReason::StopLoss, 8.0));
+        // Stop at 4, below it: the liquidation comes first.
+        assert_eq!(exit(0.6), (ExitReason::Liquidation, 5.0));
+    }
+
+    #[test]
+    fn a_quiet_run_ends_at_the_bar_that_reaches_the_liquidation_price() {
+        // No signal after the entry: the liquidation is found by the quiet-run scan.
+        let mut rows = vec![(10.0, 10.0, 10.0, 10.0); 50];
+        rows[30] = (10.0, 10.0, 4.0, 6.0);
+        let b = bars(&rows);
+        let sim = run(&b, &[0], &[], leveraged_long());
+        let t = &sim.trades[0];
+        assert_eq!((t.exit_bar, t.exit_reason), (30, ExitReason::Liquidation));
+        assert!(sim.equity[..30].iter().all(|&e| e == 1000.0));
+        assert!(sim.equity[30..].iter().all(|&e| e == 0.0));
+        assert_eq!(sim.exposure_bars, 30);
     }
 }

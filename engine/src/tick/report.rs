@@ -100,6 +100,8 @@ pub enum OrderOrigin {
     StopLoss,
     /// The take-profit level traded: filled at the level.
     TakeProfit,
+    /// A trade reached the position's liquidation price: a market order for all of it.
+    Liquidation,
 }
 
 /// Buy or sell.

@@ -22,6 +22,11 @@
 //!    timeout is cancelled; what filled is kept.
 //! 5. **Stops and targets** are watched on every trade: a trade at or through the stop sends a
 //!    market order (after the latency), a trade at or through the target fills at the target.
+//!    So is the **liquidation price** (where equity reaches the maintenance margin, recomputed
+//!    whenever the cash or the quantity changes): a trade at or through it sends a market
+//!    order for the whole position as a stop does, and its fills close with `liquidation`. If
+//!    that leaves no equity the account is bust: equity is 0 from then on (what the book lost
+//!    beyond it is the broker's) and nothing opens again.
 //! 6. **Equity** is marked at each bar's decision: cash plus the position at the bar's close.
 //!    A fill belongs to the bar in progress when it happens (its equity is the first to show
 //!    it). An order decided at the end of the last bar never reaches the book (as with
@@ -39,7 +44,8 @@
 //! Cost: replaying an event is a book update (a short linear search from the touch) and one
 //! comparison of the event's index with the next index where something is due (a decision, an
 //! order's arrival, a limit's timeout); trades are inspected only while a limit order rests,
-//! an order waits for a trade, or a stop or target is set.
+//! an order waits for a trade, or a stop, a target or a liquidation price is set (a short, or a
+//! long bought on borrowed cash).
 
 use std::borrow::Cow;
 
@@ -48,7 +54,10 @@ use super::report::{cost_bps, FillReport, OrderKind, OrderOrigin, OrderSide, Tal
 use super::{Aggressor, BarClock, EventKind, OrderType, TickData, TickSettings};
 use crate::backtest::{BacktestResult, EquityCurve, PrecisionReport};
 use crate::data::Bars;
-use crate::execution::{decide, Direction, Execution, ExitReason, Order, Side, Trade};
+use crate::execution::{
+    decide, liquidation_price, through_liquidation, Direction, Execution, ExitReason, Order, Side,
+    Trade,
+};
 use crate::expr::SeriesCache;
 use crate::metrics::{MetricInputs, Metrics};
 use crate::strategy::CompiledStrategy;
@@ -303,6 +312,8 @@ struct Account<'a> {
     opened: u64,
     trades: Vec<Trade>,
     fees_paid: f64,
+    /// A liquidation left no equity: no position opens again.
+    bust: bool,
 }
 
 /// The open position; several fills of one order average into it.
@@ -319,7 +330,10 @@ struct Position {
     entry_fees: f64,
     stop: Option<f64>,
     target: Option<f64>,
-    /// A stop's market order is on its way: the levels are no longer watched.
+    /// Where equity reaches the maintenance margin, for the cash and quantity now held (see
+    /// [`liquidation_price`]); `None` for a long on its own cash.
+    liquidation: Option<f64>,
+    /// A stop's or liquidation's market order is on its way: the levels are no longer watched.
     exiting: bool,
 }
 
@@ -337,6 +351,9 @@ impl Account<'_> {
     /// Quantity a new position of `size` of `cash` buys at `price`, fees included, rounded down
     /// to the lot size (the bar simulator's rule); 0 when that buys nothing.
     fn quantity(&self, cash: f64, price: f64) -> f64 {
+        if self.bust {
+            return 0.0;
+        }
         let exec = self.execution;
         let mut quantity = (exec.size * cash - exec.fixed_fee) / (1.0 + exec.fees) / price;
         if let Some(lot) = exec.lot_size {
@@ -377,6 +394,7 @@ impl Account<'_> {
                     entry_fees: fee,
                     stop: None,
                     target: None,
+                    liquidation: None,
                     exiting: false,
                 }
             }
@@ -391,6 +409,15 @@ impl Account<'_> {
             target: exec.take_profit.map(|f| level(f, false)),
             ..position
         });
+        self.update_liquidation();
+    }
+
+    /// Recomputes the liquidation price after the cash or the quantity changed.
+    fn update_liquidation(&mut self) {
+        let (cash, margin) = (self.cash, self.execution.maintenance_margin);
+        if let Some(p) = &mut self.position {
+            p.liquidation = liquidation_price(cash, p.side, p.quantity, p.entry_price, margin);
+        }
     }
 
     /// Closes `quantity` of the position at `price` and logs that part as a trade, with its
@@ -407,6 +434,30 @@ impl Account<'_> {
         p.quantity -= quantity;
         p.entry_fees -= entry_fees;
         self.position = (p.quantity > 0.0).then_some(p);
+        self.update_liquidation();
+        // A signal's order can also close below zero, when it reaches the book before a
+        // liquidation's order on its way: the same rule settles it.
+        if self.position.is_none() && (reason == ExitReason::Liquidation || self.cash < 0.0) {
+            self.settle_liquidation();
+        }
+    }
+
+    /// After a liquidation has closed the whole position: with no maintenance margin equity
+    /// has reached zero, and what the book's depth, a gap or the exit's fees lost beyond it is
+    /// the broker's. Either way, or when a margin above zero still left no cash, the account is
+    /// bust: its equity is 0 from here on, nothing opens again, and the last liquidated fill's
+    /// pnl is what the account actually lost (the bar simulator's rule).
+    fn settle_liquidation(&mut self) {
+        if self.cash > 0.0 && self.execution.maintenance_margin > 0.0 {
+            return;
+        }
+        let absorbed = -self.cash;
+        self.cash = 0.0;
+        self.bust = true;
+        if let Some(t) = self.trades.last_mut() {
+            t.pnl += absorbed;
+            t.return_ = t.pnl / (t.quantity * t.entry_price);
+        }
     }
 
     fn log(
@@ -493,16 +544,28 @@ impl Resting {
     }
 }
 
-/// A stop-loss's market order for the position it protects.
+/// A stop-loss's (or a liquidation's) market order for the position it closes.
 #[derive(Debug, Clone, Copy)]
 struct StopOrder {
     position: u64,
+    /// `StopLoss` or `Liquidation`.
+    reason: ExitReason,
     /// The mid when the stop traded.
     mid: f64,
     arrival: i64,
     at: usize,
     /// It found no level to take: fills at the next trade's price.
     waiting: bool,
+}
+
+impl StopOrder {
+    /// The reason its fills close the position with, and the origin they are reported with.
+    fn closing(&self) -> (ExitReason, OrderOrigin) {
+        match self.reason {
+            ExitReason::Liquidation => (ExitReason::Liquidation, OrderOrigin::Liquidation),
+            _ => (ExitReason::StopLoss, OrderOrigin::StopLoss),
+        }
+    }
 }
 
 /// What an order does to the position when it fills: the side it trades, how much it closes,
@@ -595,6 +658,7 @@ impl<'a> Replay<'a> {
                 opened: 0,
                 trades: Vec::new(),
                 fees_paid: 0.0,
+                bust: false,
             },
             signal: None,
             stop: None,
@@ -731,7 +795,8 @@ impl<'a> Replay<'a> {
             }
         }
         if let Some(p) = self.account.position {
-            watching |= !p.exiting && (p.stop.is_some() || p.target.is_some());
+            watching |=
+                !p.exiting && (p.stop.is_some() || p.target.is_some() || p.liquidation.is_some());
         }
         self.next_action = next;
         self.watching = watching;
@@ -748,8 +813,11 @@ impl<'a> Replay<'a> {
         let k = self.bar;
         self.bar += 1;
         let held = self.account.held();
-        self.equity
-            .push(self.account.cash + held * self.clock.bars.close[k]);
+        // Below zero only while a liquidation's order is on its way (or the book was too thin
+        // to close it all): the account cannot lose more than its equity (see
+        // `Account::settle_liquidation`).
+        let equity = self.account.cash + held * self.clock.bars.close[k];
+        self.equity.push(if equity < 0.0 { 0.0 } else { equity });
         self.exposure_bars += usize::from(held != 0.0);
         if self.bar == self.clock.decide_at.len() {
             return;
@@ -1045,12 +1113,7 @@ impl<'a> Replay<'a> {
             });
             return;
         }
-        self.walk(
-            stop.arrival,
-            legs,
-            stop.mid,
-            (ExitReason::StopLoss, OrderOrigin::StopLoss),
-        );
+        self.walk(stop.arrival, legs, stop.mid, stop.closing());
         self.after_protective_exit();
     }
 
@@ -1208,12 +1271,14 @@ impl<'a> Replay<'a> {
             close: p.quantity,
             open: None,
         };
-        let closing = (ExitReason::StopLoss, OrderOrigin::StopLoss);
-        self.fill_at_trade(time, legs, price, stop.mid, closing);
+        self.fill_at_trade(time, legs, price, stop.mid, stop.closing());
         self.after_protective_exit();
     }
 
-    /// A trade at `price` (event `j`) checks the position's stop and target.
+    /// A trade at `price` (event `j`) checks the position's liquidation price, stop and target.
+    /// A trade at or through the liquidation price sends a market order for the whole position
+    /// as a stop does (after the latency, walking the book); one that reaches both it and the
+    /// stop is a liquidation.
     fn protect(&mut self, j: usize, time: i64, price: f64) {
         let Some(p) = &mut self.account.position else {
             return;
@@ -1225,12 +1290,20 @@ impl<'a> Replay<'a> {
         let reached = |level: Option<f64>, above: bool| {
             level.is_some_and(|l| if above { price >= l } else { price <= l })
         };
-        if reached(p.stop, !long) {
+        let liquidated = p
+            .liquidation
+            .is_some_and(|level| through_liquidation(p.side, price, level));
+        if liquidated || reached(p.stop, !long) {
             // A stop is a market order: it reaches the book after the latency.
             p.exiting = true;
             let arrival = time.saturating_add(self.latency);
             self.stop = Some(StopOrder {
                 position: p.id,
+                reason: if liquidated {
+                    ExitReason::Liquidation
+                } else {
+                    ExitReason::StopLoss
+                },
                 mid: self.book.mid().unwrap_or(self.last_trade),
                 arrival,
                 at: self.events.seek(j + 1, arrival),

@@ -252,7 +252,7 @@ struct TradeRecord {
     /// `pnl` over the entry value.
     #[serde(rename = "return")]
     return_: Option<f64>,
-    /// `signal`, `stop_loss`, `take_profit` or `open`.
+    /// `signal`, `stop_loss`, `take_profit`, `liquidation` or `open`.
     exit_reason: String,
     entry_bar: Option<u64>,
     exit_bar: Option<u64>,
@@ -271,7 +271,7 @@ fn trade_figures(trades: &[Value], figures: &mut Figures) -> Result<(), String> 
         records.iter().partition(|t| t.exit_reason != "open");
     put_count(figures, "closed_trades", closed.len());
     put_count(figures, "open_trades", open.len());
-    for reason in ["signal", "stop_loss", "take_profit"] {
+    for reason in ["signal", "stop_loss", "take_profit", "liquidation"] {
         let exits = closed.iter().filter(|t| t.exit_reason == reason).count();
         put_count(figures, &format!("{reason}_exits"), exits);
     }
@@ -1031,6 +1031,7 @@ mod tests {
         assert_eq!(number(&figures, "stop_loss_exits"), 1.0);
         assert_eq!(number(&figures, "take_profit_exits"), 1.0);
         assert_eq!(number(&figures, "signal_exits"), 4.0);
+        assert_eq!(number(&figures, "liquidation_exits"), 0.0);
 
         // Equity 100 110 99 105 120 90 95 130 125: falls of 110 -> 99 (bars 1..4), 120 -> 90
         // (bars 4..7) and 130 -> 125 (from bar 7, not recovered), deepest first.

@@ -707,3 +707,84 @@ fn synthetic(events: usize, levels: usize, seed: u64) -> TickData {
     }
     data
 }
+
+#[test]
+fn a_short_squeezed_past_its_equity_is_liquidated_and_the_account_is_bust() {
+    // Trades only: orders fill at the next trade. Short 100 at 100 from 10,000: cash 20,000,
+    // zero equity at 200. A trade at 250 sends the liquidation, which fills at the next trade,
+    // 260: 6,000 beyond the equity, the broker's.
+    let mut data = TickData::default();
+    for (k, price) in [100.0, 100.0, 150.0, 250.0, 260.0, 100.0, 100.0]
+        .into_iter()
+        .enumerate()
+    {
+        trade(&mut data, k as i64 * MS + 500 * US, price, 1.0, None);
+    }
+    let execution = Execution {
+        direction: Direction::Short,
+        ..cash(10_000.0)
+    };
+    // An entry on every bar: none opens again after the liquidation.
+    let backtest = run(
+        &data,
+        "true",
+        "false",
+        &execution,
+        &settings(OrderType::Market, 0),
+    );
+    let trades = &backtest.result.trades;
+    assert_eq!(trades.len(), 1, "{trades:?}");
+    let t = &trades[0];
+    assert_eq!(
+        (t.side, t.entry_price, t.exit_reason, t.exit_price),
+        (Side::Short, 100.0, ExitReason::Liquidation, 260.0)
+    );
+    assert_close(t.pnl, -10_000.0);
+    let liquidation = &fills(&backtest)[1];
+    assert_eq!(
+        (liquidation.origin, liquidation.side, liquidation.price),
+        (OrderOrigin::Liquidation, OrderSide::Buy, 260.0)
+    );
+    let equity = &backtest.result.equity.value;
+    assert!(equity.iter().all(|&e| e >= 0.0), "{equity:?}");
+    assert_eq!(equity.last(), Some(&0.0));
+    assert!(backtest.result.metrics.max_drawdown >= -1.0);
+}
+
+#[test]
+fn a_maintenance_margin_liquidates_a_leveraged_long_with_equity_left() {
+    // Long 2x: 10,000 buys 200 at 100 and borrows 10,000. With a margin of 0.2 equity
+    // -10,000 + 200 p reaches 0.2 × 200 p at p = 62.5; the trade at 60 sends the
+    // liquidation, filled at the next trade, 61: 2,200 left, and trading goes on.
+    let mut data = TickData::default();
+    for (k, price) in [100.0, 100.0, 90.0, 60.0, 61.0, 70.0, 70.0, 80.0]
+        .into_iter()
+        .enumerate()
+    {
+        trade(&mut data, k as i64 * MS + 500 * US, price, 1.0, None);
+    }
+    let execution = Execution {
+        size: 2.0,
+        maintenance_margin: 0.2,
+        ..cash(10_000.0)
+    };
+    let backtest = run(
+        &data,
+        "true",
+        "false",
+        &execution,
+        &settings(OrderType::Market, 0),
+    );
+    let trades = &backtest.result.trades;
+    let t = &trades[0];
+    assert_eq!(
+        (t.exit_reason, t.exit_price, t.quantity),
+        (ExitReason::Liquidation, 61.0, 200.0)
+    );
+    assert_close(t.pnl, -7_800.0);
+    // The next entry commits twice the 2,200 left.
+    let again = &trades[1];
+    assert_eq!(again.exit_reason, ExitReason::Open);
+    assert_close(again.quantity * again.entry_price, 4_400.0);
+    assert!(backtest.result.metrics.final_equity > 0.0);
+}
