@@ -186,11 +186,16 @@ pub fn migrate(args: ConfigFile) -> anyhow::Result<()> {
         let store = Store::connect(config.database_url.expose(), 1)
             .await
             .context("cannot reach PostgreSQL (DATABASE_URL)")?;
-        store.migrate().await.context("migration failed")?;
-        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-            .fetch_one(&store.pool)
-            .await?;
-        println!("database is up to date ({applied} migrations applied)");
+        let migrated = store.migrate().await.context("migration failed")?;
+        let version = migrated
+            .schema
+            .version
+            .map_or_else(|| "no migrations".to_owned(), |v| format!("{v:04}"));
+        match migrated.applied_now {
+            0 => println!("the database is up to date ({version})"),
+            1 => println!("applied 1 migration (now at {version})"),
+            n => println!("applied {n} migrations (now at {version})"),
+        }
         Ok(())
     })
 }

@@ -480,3 +480,75 @@ async fn ai_jobs_run_through_the_binaries_configured_by_the_fixed_environment_na
     assert!(!log.contains(KEY), "the API key reached the worker's log");
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_api_refuses_an_unmigrated_database_and_migrate_says_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::unmigrated(dir.path()).await;
+    let known = strata_core::store::MIGRATOR.iter().count();
+    let newest = format!(
+        "{:04}",
+        strata_core::store::MIGRATOR.iter().last().unwrap().version
+    );
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let output = env
+            .command(binary(), args, extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run strata");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    // A database never migrated: the api does not start (rather than answer 500s).
+    let (ok, _, stderr) = run(&["api", "--bind", "127.0.0.1:0"], &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "the database is not migrated (0 of {known} migrations applied): run `strata migrate`"
+        )),
+        "{stderr}"
+    );
+    // One an older release migrated: the same, with its count.
+    env.migrate_first(known - 2).await;
+    let (ok, _, stderr) = run(&["api", "--bind", "127.0.0.1:0"], &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "the database is not migrated ({} of {known} migrations applied)",
+            known - 2
+        )),
+        "{stderr}"
+    );
+
+    // `strata migrate` says what it applied, then that there was nothing to do.
+    let (ok, stdout, stderr) = run(&["migrate"], &[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, format!("applied 2 migrations (now at {newest})\n"));
+    let (ok, stdout, stderr) = run(&["migrate"], &[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, format!("the database is up to date ({newest})\n"));
+    let (api, base) = start_api(&env);
+    let ready = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    drop(api);
+    env.cleanup().await;
+
+    // An api configured to migrate itself starts on a fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::unmigrated(dir.path()).await;
+    let (api, base) = env.start_api(binary(), &[("STRATA_API__MIGRATE_ON_START", "true")]);
+    let jobs = reqwest::Client::new()
+        .get(format!("{base}/v1/jobs"))
+        .bearer_auth(token("fresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), 200);
+    assert!(env.store.schema().await.unwrap().is_current());
+    drop(api);
+    env.cleanup().await;
+}

@@ -32,6 +32,18 @@ pub enum StartError {
     /// Migrations failed.
     #[error("cannot migrate the database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database lacks migrations this binary needs, and the api is not to apply them: every
+    /// request would fail on it.
+    #[error(
+        "the database is not migrated ({applied} of {known} migrations applied): run `strata \
+         migrate` (or start the api with --migrate, api.migrate_on_start)"
+    )]
+    NotMigrated {
+        /// This binary's migrations the database has.
+        applied: usize,
+        /// The migrations this binary carries.
+        known: usize,
+    },
     /// Redis is unreachable.
     #[error("cannot reach Redis (REDIS_URL): {0}")]
     Redis(String),
@@ -58,6 +70,16 @@ impl ApiContext {
         let store = Store::connect(config.database_url.expose(), config.api.db_connections).await?;
         if config.api.migrate_on_start {
             store.migrate().await?;
+        }
+        // A database behind this binary answers every request with an error while health says
+        // ok: refuse to start instead. One ahead of it (a newer replica migrated it during a
+        // rolling upgrade) is fine.
+        let schema = store.schema().await?;
+        if !schema.is_current() {
+            return Err(StartError::NotMigrated {
+                applied: schema.applied,
+                known: schema.known,
+            });
         }
         let queues = Queues::connect(config.redis_url.expose(), &config.queue_prefix)
             .await

@@ -2,6 +2,8 @@
 //! every error, security headers, CORS, compression, timeouts and body limits.
 
 use std::any::Any;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
@@ -20,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::context::ApiContext;
-use crate::error::problem;
+use crate::error::{problem, FieldError};
 use crate::request_id::REQUEST_ID;
 
 /// Wraps `router` in every layer, outermost first.
@@ -56,6 +58,8 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             HeaderName::from_static("strata-storage-bytes-limit"),
             HeaderName::from_static("strata-storage-datasets"),
             HeaderName::from_static("strata-storage-datasets-limit"),
+            // A sweep's result: its ranked sets in all, whatever `top` and `offset` return.
+            HeaderName::from_static(crate::routes::jobs::RESULTS_TOTAL),
         ])
         .max_age(Duration::from_secs(3600));
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -100,6 +104,7 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             ))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(problem_for_errors))
+            .layer(middleware::from_fn(refuse_unknown_query))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(security)
             .layer(cors)
@@ -131,6 +136,93 @@ async fn record_metrics(State(ctx): State<ApiContext>, request: Request, next: N
         .with_label_values(&[&route, &method])
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The query parameters each operation takes, by (method, route), as the OpenAPI document
+/// declares them: the document is the one list, so what it shows is exactly what is accepted.
+static QUERY_PARAMETERS: LazyLock<HashMap<(Method, String), Vec<String>>> = LazyLock::new(|| {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::OpenApi;
+    let document = crate::routes::ApiDoc::openapi();
+    let mut taken = HashMap::new();
+    for (path, item) in &document.paths.paths {
+        let operations = [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::DELETE, &item.delete),
+            (Method::PATCH, &item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let names = item
+                .parameters
+                .iter()
+                .chain(&operation.parameters)
+                .flatten()
+                .filter(|p| matches!(p.parameter_in, ParameterIn::Query))
+                .map(|p| p.name.clone())
+                .collect();
+            taken.insert((method, path.clone()), names);
+        }
+    }
+    taken
+});
+
+/// Refuses a query parameter the operation does not take (a typo such as `?limt=5` would
+/// otherwise be ignored in silence): a 400 `unknown_query_parameter` that names it and lists
+/// the ones the operation takes. Routes outside the OpenAPI document (`/docs`) are left alone.
+async fn refuse_unknown_query(request: Request, next: Next) -> Response {
+    let (Some(query), Some(route)) = (
+        request.uri().query(),
+        request.extensions().get::<MatchedPath>(),
+    ) else {
+        return next.run(request).await;
+    };
+    let key = (request.method().clone(), route.as_str().to_owned());
+    let Some(taken) = QUERY_PARAMETERS.get(&key) else {
+        return next.run(request).await;
+    };
+    let unknown: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .filter(|name| !taken.contains(name))
+        .fold(Vec::new(), |mut unknown, name| {
+            if !unknown.contains(&name) {
+                unknown.push(name);
+            }
+            unknown
+        });
+    if unknown.is_empty() {
+        return next.run(request).await;
+    }
+    let takes = if taken.is_empty() {
+        "no query parameters".to_owned()
+    } else {
+        taken.join(", ")
+    };
+    let quoted: Vec<String> = unknown.iter().map(|name| format!("'{name}'")).collect();
+    let detail = format!(
+        "unknown query parameter{} {}: {} {} takes {takes}",
+        if unknown.len() > 1 { "s" } else { "" },
+        quoted.join(", "),
+        key.0,
+        key.1
+    );
+    let errors = unknown
+        .into_iter()
+        .map(|name| FieldError {
+            field: name,
+            message: format!("not a query parameter of this operation, which takes {takes}"),
+            column: None,
+            expression: None,
+        })
+        .collect();
+    problem(
+        StatusCode::BAD_REQUEST,
+        "unknown_query_parameter",
+        detail,
+        errors,
+    )
 }
 
 /// Turns any error response that is not problem+json yet (unknown route, wrong method,

@@ -32,6 +32,14 @@ fn upgrade(ctx: &ApiContext, user: &AuthUser, limit: impl Fn(&Quota) -> Option<u
     }
 }
 
+/// The window of every per-minute quota: any 60 seconds, not a calendar minute.
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whole seconds to wait for `wait` to pass (rounded up, at least 1), for `Retry-After`.
+fn seconds_until(wait: std::time::Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
+}
+
 /// Counts this submission against `submissions_per_minute` (an AI job against
 /// `ai_requests_per_minute` instead). `active_jobs` is checked by the store as it inserts the
 /// job (see [`too_many_active_jobs`]), so that concurrent submissions cannot both take the last
@@ -55,27 +63,27 @@ pub async fn check_submission(ctx: &ApiContext, user: &AuthUser, ai: bool) -> Ap
     let Some(limit) = what(ctx.config.tiers.quota(user.tier)) else {
         return Ok(());
     };
-    let (count, reset) = match ctx
+    let admission = match ctx
         .queues
-        .count(&format!("{counter}:{}", user.sub), 60)
+        .admit(&format!("{counter}:{}", user.sub), limit, MINUTE)
         .await
     {
-        Ok(counted) => counted,
+        Ok(admission) => admission,
         Err(e) => {
             warn!(error = %e, "Redis unreachable: submission not counted against its rate");
             return Ok(());
         }
     };
-    if count > limit {
+    if !admission.admitted {
         let jobs = if ai { "AI jobs" } else { "job submissions" };
         return Err(ApiError::Limited {
             code,
             detail: format!(
-                "{name}: at most {limit} {jobs} per minute on the {} tier{}",
+                "{name}: at most {limit} {jobs} per minute (any 60 seconds) on the {} tier{}",
                 user.tier,
                 upgrade(ctx, user, what)
             ),
-            retry_after: reset.max(1),
+            retry_after: seconds_until(admission.frees_in),
         });
     }
     Ok(())
@@ -354,8 +362,9 @@ fn memory_estimate(
     .estimate()
 }
 
-/// Counts every `/v1` request of a signed-in user against `requests_per_minute` (in Redis, so
-/// all api replicas share it) and answers `RateLimit-Limit/Remaining/Reset` on each response.
+/// Counts every `/v1` request of a signed-in user against `requests_per_minute` over any 60
+/// seconds (in Redis, so all api replicas share it) and answers `RateLimit-Limit/Remaining/Reset`
+/// on each response (`Reset`: seconds until the oldest counted request leaves the window).
 /// A request without a valid token passes through to be refused by its handler.
 pub async fn rate_limit(
     State(ctx): State<ApiContext>,
@@ -373,12 +382,12 @@ pub async fn rate_limit(
     let Some(limit) = ctx.config.tiers.quota(user.tier).requests_per_minute else {
         return next.run(request).await;
     };
-    let (count, reset) = match ctx
+    let admission = match ctx
         .queues
-        .count(&format!("requests:{}", user.sub), 60)
+        .admit(&format!("requests:{}", user.sub), limit, MINUTE)
         .await
     {
-        Ok(counted) => counted,
+        Ok(admission) => admission,
         // Redis is down: let the request through uncounted (and without RateLimit headers)
         // rather than refuse everything; a job submitted now waits in PostgreSQL.
         Err(e) => {
@@ -386,15 +395,17 @@ pub async fn rate_limit(
             return next.run(request).await;
         }
     };
-    let mut response = if count > limit {
+    let reset = seconds_until(admission.frees_in);
+    let mut response = if !admission.admitted {
         ApiError::Limited {
             code: "request_rate_exceeded",
             detail: format!(
-                "requests_per_minute: at most {limit} requests per minute on the {} tier{}",
+                "requests_per_minute: at most {limit} requests per minute (any 60 seconds) on \
+                 the {} tier{}",
                 user.tier,
                 upgrade(&ctx, &user, |q| q.requests_per_minute)
             ),
-            retry_after: reset.max(1),
+            retry_after: reset,
         }
         .into_response()
     } else {
@@ -403,7 +414,7 @@ pub async fn rate_limit(
     let headers = response.headers_mut();
     for (name, value) in [
         ("ratelimit-limit", limit),
-        ("ratelimit-remaining", limit.saturating_sub(count)),
+        ("ratelimit-remaining", limit.saturating_sub(admission.count)),
         ("ratelimit-reset", reset),
     ] {
         headers.insert(name, HeaderValue::from(value));

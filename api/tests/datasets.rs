@@ -598,3 +598,115 @@ async fn a_parquet_bomb_is_refused_fast_with_little_memory() {
     assert!(walk(&app.config.data_dir.join("datasets")).is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_name_means_one_data_set_ignoring_case_and_bundled_ones_stay() {
+    let app = spawn_app().await;
+    let goog = std::fs::read_to_string(app.config.bundled_dir.join("GOOG.csv")).unwrap();
+    let upload = |name: &str| upload_as(&app, "ann", Tier::Pro, name, "text/csv", goog.clone());
+
+    // A bundled example's name, in any case, is refused before a byte is stored.
+    for name in ["GOOG", "goog", "EurUsd"] {
+        let response = upload(name).send().await.unwrap();
+        let body = problem(response, 409, "dataset_name_bundled").await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "'{name}' is the name of the bundled example data set"
+            )) && detail.contains("pick another name"),
+            "{detail}"
+        );
+    }
+    // One of the user's own names, in another case, too.
+    let response = upload("Mine").send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let mine: Value = response.json().await.unwrap();
+    let body = problem(upload("MINE").send().await.unwrap(), 409, "dataset_exists").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("named 'Mine'"),
+        "{body}"
+    );
+    // Another user may take the name.
+    assert_eq!(
+        upload_as(&app, "bob", Tier::Pro, "mine", "text/csv", goog.clone())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    // Every lookup ignores case: GET by name (bundled or own), jobs, DELETE.
+    let bundled: Value = app.get_json("/v1/datasets/goog", "ann").await;
+    assert_eq!(
+        (&bundled["name"], &bundled["bundled"]),
+        (&json!("GOOG"), &json!(true))
+    );
+    let own: Value = app.get_json("/v1/datasets/mINe", "ann").await;
+    assert_eq!(own["id"], mine["id"]);
+    for dataset in ["goog", "MINE", mine["id"].as_str().unwrap()] {
+        let mut spec = goog_spec();
+        spec["data"]["dataset"] = json!(dataset);
+        let response = app.post_backtest("ann", &spec).await;
+        assert_eq!(response.status(), 202, "{dataset}");
+    }
+    let delete = |who: &str, id: &str| {
+        app.client
+            .delete(app.url(&format!("/v1/datasets/{id}")))
+            .bearer_auth(app.token(who, Tier::Pro))
+            .send()
+    };
+    for id in ["GOOG", "btcusd"] {
+        let body = problem(delete("ann", id).await.unwrap(), 403, "dataset_bundled").await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("is a bundled example data set")
+                && detail.contains("cannot be deleted"),
+            "{detail}"
+        );
+    }
+    problem(delete("ann", "nothing").await.unwrap(), 404, "not_found").await;
+    assert_eq!(delete("ann", "mine").await.unwrap().status(), 204);
+    problem(delete("ann", "Mine").await.unwrap(), 404, "not_found").await;
+    // Bob's is his own.
+    let bobs: Value = app.get_json("/v1/datasets/MINE", "bob").await;
+    assert_eq!(bobs["name"], "mine");
+
+    // An upload from before the rule that took a bundled name: the name means the bundled
+    // example everywhere, the upload is reached by its id, and the list tells them apart.
+    let env = app.env.as_ref().unwrap();
+    let old = strata_core::store::NewDataset {
+        id: uuid::Uuid::now_v7(),
+        owner: "ann".to_owned(),
+        name: "GOOG".to_owned(),
+        symbol: "GOOG".to_owned(),
+        path: "datasets/old.parquet".to_owned(),
+        kind: strata_core::store::DatasetKind::Bars,
+        bars: 3,
+        first_time: chrono::Utc::now(),
+        last_time: chrono::Utc::now(),
+        spacing_seconds: Some(86_400),
+        bytes: 100,
+    };
+    env.store
+        .insert_dataset_within(&old, Default::default())
+        .await
+        .unwrap();
+    let by_name: Value = app.get_json("/v1/datasets/GOOG", "ann").await;
+    assert_eq!(by_name["bundled"], true);
+    let by_id: Value = app
+        .get_json(&format!("/v1/datasets/{}", old.id), "ann")
+        .await;
+    assert_eq!(
+        (&by_id["name"], &by_id["bundled"]),
+        (&json!("GOOG"), &json!(false))
+    );
+    let listed: Vec<Value> = app.get_json("/v1/datasets", "ann").await;
+    let ids: Vec<&str> = listed
+        .iter()
+        .filter(|d| d["name"] == "GOOG")
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [old.id.to_string().as_str(), "GOOG"]);
+    app.stop().await;
+}

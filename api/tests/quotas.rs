@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use common::{goog_spec, problem, spawn_app_with};
 use engine::spec::Precision;
 use serde_json::json;
@@ -31,6 +33,8 @@ fn limits(config: &mut strata_core::Config) {
     };
     config.tiers.elite = Quota::default();
 }
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 async fn submit_as(app: &common::TestApp, user: &str, tier: Tier) -> reqwest::Response {
     app.client
@@ -92,7 +96,8 @@ async fn submissions_per_minute_are_counted_in_redis() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
+    // The oldest of the three leaves the window a minute after it came, a moment ago.
+    assert!((59..=60).contains(&retry), "{retry}");
     let body = problem(response, 429, "submission_rate_exceeded").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
@@ -105,8 +110,12 @@ async fn submissions_per_minute_are_counted_in_redis() {
     let second = strata_api::ApiContext::connect(app.config.clone())
         .await
         .unwrap();
-    let (count, _) = second.queues.count("submissions:ann", 60).await.unwrap();
-    assert!(count >= 5, "{count}");
+    let seen = second
+        .queues
+        .admit("submissions:ann", 3, MINUTE)
+        .await
+        .unwrap();
+    assert!(!seen.admitted && seen.count == 3, "{seen:?}");
     // Elite has no limit here.
     for _ in 0..5 {
         assert_eq!(submit_as(&app, "eve", Tier::Elite).await.status(), 202);
@@ -236,7 +245,9 @@ async fn requests_per_minute_are_limited_with_ratelimit_headers() {
     let body = problem(response, 429, "request_rate_exceeded").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
-        detail.contains("at most 5 requests per minute on the basic tier; pro allows 600"),
+        detail.contains(
+            "at most 5 requests per minute (any 60 seconds) on the basic tier; pro allows 600"
+        ),
         "{detail}"
     );
     // Health and metrics are not counted; another user has their own count.
@@ -548,5 +559,101 @@ async fn a_precision_above_the_tier_is_a_403_naming_the_tier_that_allows_it() {
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
     let response = submit("/v1/sweeps", Tier::Elite, "hybrid").await.unwrap();
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    app.stop().await;
+}
+
+/// `Retry-After` of a 429, in seconds.
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn per_minute_quotas_count_any_60_seconds_not_the_calendar_minute() {
+    let app = spawn_app_with(|config| {
+        limits(config);
+        config.tiers.basic.active_jobs = None;
+    })
+    .await;
+    // Time is driven by placing earlier submissions in the window, as a replica would have.
+    let ctx = strata_api::ApiContext::connect(app.config.clone())
+        .await
+        .unwrap();
+    let queues = &ctx.queues;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let ago = |secs: u64| now - Duration::from_secs(secs);
+
+    // Three submissions 30 s ago (on either side of a minute's start) fill the basic tier's 3
+    // until they are 60 s old.
+    for _ in 0..3 {
+        let seen = queues
+            .admit_at("submissions:ann", 3, MINUTE, ago(30))
+            .await
+            .unwrap();
+        assert!(seen.admitted, "{seen:?}");
+    }
+    let response = submit_as(&app, "ann", Tier::Basic).await;
+    let retry = retry_after(&response);
+    assert!((29..=30).contains(&retry), "{retry}");
+    problem(response, 429, "submission_rate_exceeded").await;
+
+    // Three 61 s ago have left the window.
+    for _ in 0..3 {
+        queues
+            .admit_at("submissions:bob", 3, MINUTE, ago(61))
+            .await
+            .unwrap();
+    }
+    assert_eq!(submit_as(&app, "bob", Tier::Basic).await.status(), 202);
+
+    // Two 50 s ago and one now: the next waits for the first of the two to leave, in 10 s.
+    for _ in 0..2 {
+        queues
+            .admit_at("submissions:cy", 3, MINUTE, ago(50))
+            .await
+            .unwrap();
+    }
+    assert_eq!(submit_as(&app, "cy", Tier::Basic).await.status(), 202);
+    let response = submit_as(&app, "cy", Tier::Basic).await;
+    let retry = retry_after(&response);
+    assert!((9..=10).contains(&retry), "{retry}");
+    problem(response, 429, "submission_rate_exceeded").await;
+
+    // The window slides by the millisecond: 2 in any 10 s.
+    let window = Duration::from_secs(10);
+    let at = |ms: u64| now + Duration::from_millis(ms);
+    let admit = |ms: u64| queues.admit_at("slide", 2, window, at(ms));
+    let first = admit(0).await.unwrap();
+    assert!(first.admitted && first.count == 1 && first.frees_in == window);
+    assert!(admit(1_000).await.unwrap().admitted);
+    let refused = admit(5_000).await.unwrap();
+    assert!(!refused.admitted && refused.count == 2, "{refused:?}");
+    assert_eq!(refused.frees_in, Duration::from_secs(5));
+    let refused = admit(9_999).await.unwrap();
+    assert_eq!(
+        (refused.admitted, refused.frees_in),
+        (false, Duration::from_millis(1))
+    );
+    // At 10 s the first has left (refusals were not counted): one place.
+    let again = admit(10_000).await.unwrap();
+    assert!(again.admitted && again.count == 2, "{again:?}");
+    assert_eq!(again.frees_in, Duration::from_secs(1));
+    assert!(!admit(10_500).await.unwrap().admitted);
+    // Keys honour queue_prefix.
+    let mut redis = redis::Client::open(app.config.redis_url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}:window:slide", app.config.queue_prefix);
+    let members: u64 = redis::cmd("ZCARD")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(members, 2);
     app.stop().await;
 }

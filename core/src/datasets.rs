@@ -7,20 +7,24 @@ use crate::config::Config;
 /// Prefix of a job's `data_path` that points into the bundled examples.
 const BUNDLED: &str = "bundled/";
 
-/// The bundled example data set named `stem` (`GOOG` -> `examples/data/GOOG.csv`), if any.
-pub fn bundled(config: &Config, stem: &str) -> Option<String> {
-    let entries = std::fs::read_dir(&config.bundled_dir).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_stem().and_then(|s| s.to_str()) == Some(stem)
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("csv" | "parquet")
-                )
-        })
-        .and_then(|p| p.file_name()?.to_str().map(|f| format!("{BUNDLED}{f}")))
+/// The bundled example data set `name` means (`GOOG` -> `bundled/GOOG.csv`), as a job's
+/// `data_path` stores it. Names compare ignoring ASCII case, as everywhere (see
+/// [`bundled_named`]).
+pub fn bundled(config: &Config, name: &str) -> Option<String> {
+    bundled_named(config, name).map(|(_, data_path)| data_path)
+}
+
+/// The bundled example `name` means, as (its own name, its `data_path`): names compare
+/// ignoring ASCII case (`goog` is `GOOG`), the exact spelling first should two examples differ
+/// only by case.
+pub fn bundled_named(config: &Config, name: &str) -> Option<(String, String)> {
+    let all = bundled_all(config);
+    let (stem, path) = all
+        .iter()
+        .find(|(stem, _)| stem == name)
+        .or_else(|| all.iter().find(|(stem, _)| stem.eq_ignore_ascii_case(name)))?;
+    let file = path.file_name()?.to_str()?;
+    Some((stem.clone(), format!("{BUNDLED}{file}")))
 }
 
 /// Every bundled example as (stem, file).

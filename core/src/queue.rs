@@ -95,6 +95,18 @@ pub enum QueueError {
     Encode(#[from] serde_json::Error),
 }
 
+/// What [`Queues::admit`] decided about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Within the limit, and so counted.
+    pub admitted: bool,
+    /// Events in the window now, this one included if admitted.
+    pub count: u64,
+    /// Until the oldest event in the window leaves it and a place frees (zero when the window
+    /// is empty).
+    pub frees_in: Duration,
+}
+
 /// The queues of one deployment (one `queue_prefix`), over one multiplexed connection.
 #[derive(Clone)]
 pub struct Queues {
@@ -191,25 +203,51 @@ impl Queues {
         Ok(started.elapsed())
     }
 
-    /// Counts one more event for `counter` in the current fixed window of `window_secs` and
-    /// returns the count so far and the seconds until the window ends. Kept in Redis, so every
-    /// api replica shares the count; INCR and EXPIRE run as one transaction.
-    pub async fn count(&self, counter: &str, window_secs: u64) -> Result<(u64, u64), QueueError> {
+    /// Admits one more event for `counter` if fewer than `limit` were admitted in the last
+    /// `window` (a sliding window: any `window`-long span holds at most `limit`, unlike a
+    /// calendar minute, across whose boundary twice the limit could pass). A refused event is
+    /// not counted. The events are a sorted set by time in Redis, `{prefix}:window:{counter}`,
+    /// shared by every api replica; one script trims, counts and adds in one round trip.
+    pub async fn admit(
+        &self,
+        counter: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Admission, QueueError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let window = now / window_secs;
-        let key = format!("{}:count:{counter}:{window}", self.prefix);
+            .unwrap_or_default();
+        self.admit_at(counter, limit, window, now).await
+    }
+
+    /// [`Queues::admit`] at `now` (since the Unix epoch, to the millisecond): the replicas'
+    /// clocks place the events, so they are assumed to agree to well within a second.
+    pub async fn admit_at(
+        &self,
+        counter: &str,
+        limit: u64,
+        window: Duration,
+        now: Duration,
+    ) -> Result<Admission, QueueError> {
+        let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let key = format!("{}:window:{counter}", self.prefix);
+        // Unique, so two events in one millisecond are two members.
+        let member = format!("{now_ms}-{}", uuid::Uuid::new_v4().simple());
         let mut conn = self.conn.clone();
-        let (n,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .expire(&key, (window_secs * 2) as i64)
-            .ignore()
-            .query_async(&mut conn)
+        let (admitted, count, frees_in_ms): (u64, u64, u64) = redis::Script::new(SLIDING_WINDOW)
+            .key(key)
+            .arg(now_ms)
+            .arg(window_ms)
+            .arg(limit)
+            .arg(member)
+            .invoke_async(&mut conn)
             .await?;
-        Ok((n, (window + 1) * window_secs - now))
+        Ok(Admission {
+            admitted: admitted == 1,
+            count,
+            frees_in: Duration::from_millis(frees_in_ms),
+        })
     }
 
     /// Forgets messages the workers have finished with: their payloads and metadata, which
@@ -335,6 +373,31 @@ return missing
 /// Removes up to ARGV[1] finished messages: pops their ids from the `done` set (KEYS[1]) and
 /// deletes their payload (KEYS[2] hash) and metadata (`KEYS[3]:{id}`). Unlike apalis' own
 /// vacuum it never scans the messages still waiting.
+/// The sliding window of [`Queues::admit`]. KEYS[1]: the sorted set of admitted events (score:
+/// time in ms); ARGV: now (ms), window (ms), limit, the new event's member. Drops the events
+/// that left the window, adds this one if fewer than `limit` remain, and returns
+/// {admitted (1 or 0), events in the window, ms until the oldest leaves it (0 if none)}.
+const SLIDING_WINDOW: &str = r#"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local admitted = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  count = count + 1
+  admitted = 1
+end
+local frees = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then
+  frees = math.max(0, tonumber(oldest[2]) + window - now)
+  redis.call('PEXPIRE', KEYS[1], math.max(1, frees + window))
+end
+return {admitted, count, frees}
+"#;
+
 const VACUUM_DONE: &str = r#"
 local ids = redis.call('SPOP', KEYS[1], ARGV[1])
 for _, id in ipairs(ids) do

@@ -47,6 +47,28 @@ pub const TEST_SECRET: &str = "strata-test-secret-at-least-32-bytes-long";
 impl TestEnv {
     /// Creates and migrates a fresh database; `data_dir` holds its uploads.
     pub async fn new(data_dir: &std::path::Path) -> TestEnv {
+        let env = TestEnv::unmigrated(data_dir).await;
+        env.store.migrate().await.expect("migrate test database");
+        env
+    }
+
+    /// Applies only the first `n` of the binary's migrations, as an older release left the
+    /// database.
+    pub async fn migrate_first(&self, n: usize) {
+        let older = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(crate::store::MIGRATOR.migrations[..n].to_vec()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        older
+            .run(&self.store.pool)
+            .await
+            .expect("migrate test database");
+    }
+
+    /// A fresh database that was never migrated (as a newcomer's before `strata migrate`).
+    pub async fn unmigrated(data_dir: &std::path::Path) -> TestEnv {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "strata_test_{}_{}_{}",
@@ -73,7 +95,6 @@ impl TestEnv {
         let store = Store::connect(&url, 16)
             .await
             .expect("connect test database");
-        store.migrate().await.expect("migrate test database");
 
         let mut config: Config = figment::Figment::from(figment::providers::Toml::string(
             crate::config::DEFAULT_TOML,

@@ -22,7 +22,7 @@ use engine::data::{self, Bars, Coverage, DataError, Limits, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_core::config::Quota;
-use strata_core::datasets::{bundled, bundled_all, locate, upload_path};
+use strata_core::datasets::{bundled_all, bundled_named, locate, upload_path};
 use strata_core::store::{
     Dataset, DatasetInserted, DatasetKind, NewDataset, StorageLimits, StorageUsage,
 };
@@ -189,47 +189,79 @@ impl Resolved {
     }
 }
 
-/// The data set a spec's `data.dataset` names for this user: their upload (by name or id),
-/// else a bundled example. Unknown names are a 422 on `data.dataset`.
+/// What a data set's name or id means to one user.
+enum Found {
+    /// A bundled example, by its own name and its file as a job's `data_path` stores it.
+    Bundled { name: String, data_path: String },
+    /// One of the user's uploads.
+    Upload(Dataset),
+}
+
+/// The one rule every lookup follows (a spec's `data.dataset`, `GET` and `DELETE
+/// /v1/datasets/{id}`, an upload's name check): an id (a UUID) is the user's upload with that
+/// id; a name is a bundled example's if it is one, else the user's upload of that name. Names
+/// compare ignoring ASCII case (`goog` is `GOOG`). Uploads cannot take a bundled example's name
+/// (or one of their owner's names) in any case, so a name means one data set; an upload from
+/// before that rule with a bundled name is reached by its id.
+async fn find(ctx: &ApiContext, owner: &str, key: &str) -> ApiResult<Option<Found>> {
+    if let Ok(id) = Uuid::parse_str(key) {
+        return Ok(ctx.store.dataset(owner, id).await?.map(Found::Upload));
+    }
+    if let Some((name, data_path)) = bundled_named(&ctx.config, key) {
+        return Ok(Some(Found::Bundled { name, data_path }));
+    }
+    Ok(ctx
+        .store
+        .dataset_named(owner, key)
+        .await?
+        .map(Found::Upload))
+}
+
+/// The data set a spec's `data.dataset` names for this user, found as [`find`] says. Unknown
+/// names are a 422 on `data.dataset`.
 pub async fn resolve(ctx: &ApiContext, owner: &str, name: &str) -> ApiResult<Resolved> {
-    let own = match Uuid::parse_str(name) {
-        Ok(id) => ctx.store.dataset(owner, id).await?,
-        Err(_) => ctx.store.dataset_named(owner, name).await?,
-    };
-    if let Some(dataset) = own {
-        return Ok(Resolved {
+    match find(ctx, owner, name).await? {
+        Some(Found::Upload(dataset)) => Ok(Resolved {
             name: name.to_owned(),
             data_path: dataset.path,
             kind: dataset.kind,
             extent: Some((dataset.bars, dataset.first_time, dataset.last_time)),
             spacing_seconds: dataset.spacing_seconds,
-        });
+        }),
+        Some(Found::Bundled {
+            name: bundled_name,
+            data_path,
+        }) => {
+            let view = bundled_views(ctx)
+                .await?
+                .iter()
+                .find(|d| d.name == bundled_name);
+            Ok(Resolved {
+                name: name.to_owned(),
+                data_path,
+                kind: DatasetKind::Bars,
+                extent: view.map(|d| (d.bars, d.first_time, d.last_time)),
+                spacing_seconds: view.and_then(|d| d.spacing_seconds),
+            })
+        }
+        None => {
+            let mut known: Vec<String> = ctx
+                .store
+                .datasets(owner)
+                .await?
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            known.extend(bundled_all(&ctx.config).into_iter().map(|(stem, _)| stem));
+            Err(ApiError::field(
+                "data.dataset",
+                format!(
+                    "no data set named '{name}'; available: {}",
+                    known.join(", ")
+                ),
+            ))
+        }
     }
-    if let Some(path) = bundled(&ctx.config, name) {
-        let view = bundled_views(ctx).await?.iter().find(|d| d.name == name);
-        return Ok(Resolved {
-            name: name.to_owned(),
-            data_path: path,
-            kind: DatasetKind::Bars,
-            extent: view.map(|d| (d.bars, d.first_time, d.last_time)),
-            spacing_seconds: view.and_then(|d| d.spacing_seconds),
-        });
-    }
-    let mut known: Vec<String> = ctx
-        .store
-        .datasets(owner)
-        .await?
-        .into_iter()
-        .map(|d| d.name)
-        .collect();
-    known.extend(bundled_all(&ctx.config).into_iter().map(|(stem, _)| stem));
-    Err(ApiError::field(
-        "data.dataset",
-        format!(
-            "no data set named '{name}'; available: {}",
-            known.join(", ")
-        ),
-    ))
 }
 
 /// How many bars a job on `data` runs on once `load` (its `start`, `end` and timeframe) is
@@ -298,9 +330,12 @@ pub async fn list(
     Ok((StorageView::of(&ctx, &user, usage).headers(), Json(views)))
 }
 
-/// Describes one data set: symbol, bars, first and last timestamp, spacing.
+/// Describes one data set: symbol, bars, first and last timestamp, spacing. `{id}` is an
+/// upload's id, or a name: a bundled example's, else one of the caller's uploads. Names compare
+/// ignoring ASCII case (`goog` is `GOOG`); no upload can take a bundled example's name.
 #[utoipa::path(get, path = "/v1/datasets/{id}", tag = "datasets",
-    params(("id" = String, Path, description = "An upload's id, or a bundled example's name")),
+    params(("id" = String, Path, description = "An upload's id, or a data set's name (a bundled \
+        example's, else one of yours; case is ignored)")),
     responses((status = 200, body = DatasetView), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn describe(
@@ -308,34 +343,49 @@ pub async fn describe(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DatasetView>> {
-    if let Ok(uuid) = Uuid::parse_str(&id) {
-        if let Some(d) = ctx.store.dataset(&user.sub, uuid).await? {
-            return Ok(Json(d.into()));
-        }
+    match find(&ctx, &user.sub, &id).await? {
+        Some(Found::Upload(d)) => Ok(Json(d.into())),
+        Some(Found::Bundled { name, .. }) => bundled_views(&ctx)
+            .await?
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .map(Json)
+            .ok_or(ApiError::NotFound("data set")),
+        None => Err(ApiError::NotFound("data set")),
     }
-    bundled_views(&ctx)
-        .await?
-        .iter()
-        .find(|d| d.id == id)
-        .cloned()
-        .map(Json)
-        .ok_or(ApiError::NotFound("data set"))
 }
 
-/// Deletes one of the caller's uploads (bundled examples cannot be deleted).
+/// Deletes one of the caller's uploads, by id or name (found as `GET` finds it). A bundled
+/// example is a 403 `dataset_bundled`: every user reads it, and it cannot be deleted.
 #[utoipa::path(delete, path = "/v1/datasets/{id}", tag = "datasets",
-    params(("id" = String, Path, description = "The upload's id")),
-    responses((status = 204), (status = 404, body = crate::error::Problem)),
+    params(("id" = String, Path, description = "An upload's id or name (case is ignored)")),
+    responses((status = 204),
+              (status = 403, description = "`dataset_bundled`: a bundled example, which cannot be \
+                  deleted", body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn remove(
     State(ctx): State<ApiContext>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("data set"))?;
+    let upload = match find(&ctx, &user.sub, &id).await? {
+        Some(Found::Upload(upload)) => upload,
+        Some(Found::Bundled { name, .. }) => {
+            return Err(ApiError::Forbidden {
+                code: "dataset_bundled",
+                detail: format!(
+                    "'{name}' is a bundled example data set: every user reads it, and it cannot \
+                     be deleted"
+                ),
+            })
+        }
+        None => return Err(ApiError::NotFound("data set")),
+    };
     let dataset = ctx
         .store
-        .delete_dataset(&user.sub, id)
+        .delete_dataset(&user.sub, upload.id)
         .await?
         .ok_or(ApiError::NotFound("data set"))?;
     let path = ctx.config.data_dir.join(&dataset.path);
@@ -347,8 +397,10 @@ pub async fn remove(
 
 /// Query of `POST /v1/datasets`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The name specs will use as `data.dataset` (letters, digits, `_`, `-`, `.`; up to 64).
+    /// Names ignore case: not a bundled example's name, nor one of yours, in any case.
     name: Option<String>,
     /// The instrument (default: the name); up to 64 characters, no control characters.
     symbol: Option<String>,
@@ -365,7 +417,8 @@ pub struct UploadQuery {
     request_body(content = String, description = "CSV text, Parquet bytes, or multipart with `file`",
         content_type = "text/csv"),
     responses((status = 201, body = DatasetView),
-              (status = 409, description = "`dataset_exists`: a data set of that name exists; \
+              (status = 409, description = "`dataset_exists`: you have a data set of that name; \
+                  `dataset_name_bundled`: the name is a bundled example's (names ignore case); \
                   `dataset_quota_exceeded`: the tier's `datasets` are used up", body = crate::error::Problem),
               (status = 413, description = "`payload_too_large`: over `api.upload_limit_bytes`; \
                   `dataset_too_large`: more rows, columns or bytes than an upload may hold, or a \
@@ -386,8 +439,17 @@ pub async fn upload(
 ) -> ApiResult<impl IntoResponse> {
     let name = checked_name(query.name)?;
     let symbol = checked_symbol(query.symbol, &name)?;
-    if ctx.store.dataset_named(&user.sub, &name).await?.is_some() {
-        return Err(name_taken(&name));
+    if let Some((bundled_name, _)) = bundled_named(&ctx.config, &name) {
+        return Err(ApiError::Conflict {
+            code: "dataset_name_bundled",
+            detail: format!(
+                "'{name}' is the name of the bundled example data set '{bundled_name}' (names \
+                 ignore case), which every user reads; pick another name"
+            ),
+        });
+    }
+    if let Some(existing) = ctx.store.dataset_named(&user.sub, &name).await? {
+        return Err(name_taken(&existing.name));
     }
     // Refused before a byte is received when the quota is already used up; counted again,
     // with the stored size, when the data set is recorded.
@@ -535,10 +597,14 @@ fn checked_symbol(symbol: Option<String>, name: &str) -> ApiResult<String> {
     Ok(symbol)
 }
 
+/// The refusal of an upload whose name one of the user's data sets has (ignoring case).
 fn name_taken(name: &str) -> ApiError {
     ApiError::Conflict {
         code: "dataset_exists",
-        detail: format!("you already have a data set named '{name}'; delete it first"),
+        detail: format!(
+            "you already have a data set named '{name}' (names ignore case); delete it first or \
+             pick another name"
+        ),
     }
 }
 

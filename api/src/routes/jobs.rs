@@ -92,6 +92,7 @@ pub async fn status(
 
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only jobs with this status.
     status: Option<String>,
@@ -191,17 +192,33 @@ pub async fn cancel(
 
 /// Query of `GET /v1/jobs/{id}/result`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ResultQuery {
     /// Return at most this many points of each equity curve (evenly spaced, first and last kept).
     points: Option<usize>,
+    /// A sweep's or walk-forward's ranked `results`: at most this many (at least 1), from
+    /// `offset` on. `best` stays; `Strata-Results-Total` says how many there are in all.
+    top: Option<usize>,
+    /// A sweep's or walk-forward's ranked `results`: skip this many of the best first
+    /// (default 0; past the end, `results` is empty).
+    offset: Option<usize>,
 }
 
-/// A finished job's result: metrics, trades and equity (a sweep: every set's metrics, ranked).
+/// Header of a sweep's or walk-forward's result: its ranked sets in all, however many `top`
+/// and `offset` return.
+pub const RESULTS_TOTAL: &str = "strata-results-total";
+
+/// A finished job's result: metrics, trades and equity (a sweep or walk-forward: every set's
+/// metrics, ranked best first, pageable with `top` and `offset`).
 #[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "jobs",
     params(("id" = String, Path, description = "Job id"), ResultQuery),
-    responses((status = 200, description = "The result document", body = Object),
+    responses((status = 200, description = "The result document", body = Object, headers(
+                  ("Strata-Results-Total" = u64, description = "A sweep's or walk-forward's \
+                      ranked sets in all (absent for other jobs)"))),
               (status = 404, body = crate::error::Problem),
-              (status = 409, description = "not finished, or finished without a result", body = crate::error::Problem)),
+              (status = 409, description = "not finished, or finished without a result", body = crate::error::Problem),
+              (status = 422, description = "`points` below 2, `top` below 1, or `top` or \
+                  `offset` on a job without ranked sets", body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn result(
     State(ctx): State<ApiContext>,
@@ -234,19 +251,82 @@ pub async fn result(
     if query.points == Some(0) || query.points == Some(1) {
         return Err(ApiError::field("points", "must be at least 2"));
     }
+    if query.top == Some(0) {
+        return Err(ApiError::field("top", "must be at least 1"));
+    }
+    let ranked = matches!(job.kind, JobKind::Sweep | JobKind::WalkForward);
+    if !ranked {
+        for (field, given) in [("top", query.top), ("offset", query.offset)] {
+            if given.is_some() {
+                return Err(ApiError::field(
+                    field,
+                    format!(
+                        "pages the ranked sets of a sweep or walk-forward; this job's kind is {}",
+                        job.kind
+                    ),
+                ));
+            }
+        }
+    }
     let result =
         ctx.store.result(job.id).await?.ok_or_else(|| {
             ApiError::Internal(format!("job {} succeeded without a result", job.id))
         })?;
-    let body = match query.points {
-        // The stored text as the worker wrote it: nothing is parsed or rounded on the way.
-        None => result,
-        Some(points) => serde_json::from_str::<&RawValue>(&result)
+    let internal =
+        |e: serde_json::Error| ApiError::Internal(format!("result of job {}: {e}", job.id));
+    let mut total = None;
+    let mut body = result;
+    if ranked {
+        let (paged, count) = serde_json::from_str::<&RawValue>(&body)
+            .and_then(|document| page(document, query.offset.unwrap_or(0), query.top))
+            .map_err(internal)?;
+        total = count;
+        if query.offset.is_some() || query.top.is_some() {
+            body = paged.get().to_owned();
+        }
+    }
+    if let Some(points) = query.points {
+        body = serde_json::from_str::<&RawValue>(&body)
             .and_then(|document| thin(document, points))
             .map(|thinned| thinned.get().to_owned())
-            .map_err(|e| ApiError::Internal(format!("result of job {}: {e}", job.id)))?,
+            .map_err(internal)?;
+    }
+    // Without `points`, `top` or `offset`: the stored text as the worker wrote it, nothing
+    // parsed or rounded on the way.
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(total) = total {
+        response
+            .headers_mut()
+            .insert(RESULTS_TOTAL, header::HeaderValue::from(total));
+    }
+    Ok(response)
+}
+
+/// A sweep's or walk-forward's document with its ranked `results` cut to `top` of them from
+/// `offset` on (every one after `offset` without `top`), and how many there were. Every other
+/// field is kept; numbers are moved as their original text, never parsed.
+fn page(
+    document: &RawValue,
+    offset: usize,
+    top: Option<usize>,
+) -> serde_json::Result<(Box<RawValue>, Option<u64>)> {
+    if !document.get().trim_start().starts_with('{') {
+        return Ok((document.to_owned(), None));
+    }
+    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(document.get())?;
+    let Some(&results) = fields.get("results") else {
+        return Ok((document.to_owned(), None));
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let results: Vec<&RawValue> = serde_json::from_str(results.get())?;
+    let total = results.len() as u64;
+    let kept: Vec<&RawValue> = results
+        .into_iter()
+        .skip(offset)
+        .take(top.unwrap_or(usize::MAX))
+        .collect();
+    let kept = serde_json::value::to_raw_value(&kept)?;
+    fields.insert("results".to_owned(), &*kept);
+    Ok((serde_json::value::to_raw_value(&fields)?, Some(total)))
 }
 
 /// A JSON value with every equity curve in it (a backtest's `equity`, each sweep set's
@@ -340,6 +420,25 @@ mod tests {
     fn short_curves_are_left_alone() {
         let doc = thinned(r#"{"equity": {"time": [0, 1], "value": [1, 2]}}"#, 10);
         assert_eq!(doc["equity"]["time"], serde_json::json!([0, 1]));
+    }
+
+    #[test]
+    fn paging_cuts_the_ranked_sets_and_keeps_the_rest_as_written() {
+        let doc = r#"{"results": [{"a": 1}, {"a": 2.50}, {"a": 3}], "best": {"a": 1}}"#;
+        let raw: &RawValue = serde_json::from_str(doc).unwrap();
+        let (paged, total) = page(raw, 1, Some(1)).unwrap();
+        assert_eq!(total, Some(3));
+        assert!(paged.get().contains("2.50"), "{}", paged.get());
+        let paged: Value = serde_json::from_str(paged.get()).unwrap();
+        assert_eq!(paged["results"], serde_json::json!([{"a": 2.5}]));
+        assert_eq!(paged["best"], serde_json::json!({"a": 1}));
+        let (rest, _) = page(raw, 5, None).unwrap();
+        let rest: Value = serde_json::from_str(rest.get()).unwrap();
+        assert_eq!(rest["results"], serde_json::json!([]));
+        // A document without ranked sets is left alone.
+        let raw: &RawValue = serde_json::from_str(r#"{"metrics": {"bars": 5}}"#).unwrap();
+        let (same, total) = page(raw, 0, Some(1)).unwrap();
+        assert_eq!((same.get(), total), (raw.get(), None));
     }
 
     #[test]

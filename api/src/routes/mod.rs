@@ -79,7 +79,11 @@ pub fn router() -> Router<ApiContext> {
     tags(
         (name = "jobs", description = "Backtests, sweeps and walk-forwards: submit, follow, cancel, read results"),
         (name = "webhooks", description = "Signed events announcing that jobs ended: default URL, signing secret, delivery log"),
-        (name = "datasets", description = "Uploaded and bundled market data"),
+        (name = "datasets", description = "Uploaded and bundled market data. A data set is named by \
+            its id (an upload's UUID) or its name; names ignore ASCII case (`goog` is `GOOG`) in \
+            every lookup (a spec's `data.dataset`, `GET` and `DELETE /v1/datasets/{id}`) and an \
+            upload may not take a bundled example's name or one of yours in any case (409), so a \
+            name means one data set. Bundled examples cannot be deleted (403)."),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ai", description = "AI jobs: strategies from plain words, analyses of results (503 ai_not_configured without a language model)"),
         (name = "admin", description = "Operators (tokens with the admin claim): queues, workers, poison jobs, retries"),
@@ -122,7 +126,9 @@ impl Modify for ProblemResponses {
         let common: [(&str, &str, Applies); 7] = [
             (
                 "400",
-                "A malformed request: a path or query parameter, a header or the JSON body",
+                "A malformed request: a query parameter the operation does not take \
+                 (`unknown_query_parameter`, naming it), a path or query parameter's value, a \
+                 header or the JSON body",
                 |_| true,
             ),
             (

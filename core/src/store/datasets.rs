@@ -120,7 +120,7 @@ pub struct StorageLimits {
 pub enum DatasetInserted {
     /// Recorded.
     Stored(Dataset),
-    /// The owner already has a data set of that name.
+    /// The owner already has a data set of that name (ignoring case).
     NameTaken,
     /// The owner already has `limits.datasets` data sets; their usage before this one.
     TooMany(StorageUsage),
@@ -160,6 +160,18 @@ impl Store {
             .is_some_and(|limit| usage.bytes.saturating_add(d.bytes) > limit)
         {
             return Ok(DatasetInserted::TooLarge(usage));
+        }
+        // Names are unique per owner ignoring case (`Foo` and `foo` would be one name to every
+        // lookup); checked under the lock, so two uploads cannot both take one.
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM datasets WHERE owner = $1 AND lower(name) = lower($2))",
+        )
+        .bind(&d.owner)
+        .bind(&d.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if taken {
+            return Ok(DatasetInserted::NameTaken);
         }
         let inserted: Option<Dataset> = sqlx::query_as(&format!(
             "INSERT INTO datasets (id, owner, name, symbol, path, bars, first_time, last_time,
@@ -211,14 +223,16 @@ impl Store {
         .await
     }
 
-    /// A user's data set by name.
+    /// A user's data set by name, ignoring ASCII case (names are ASCII). Two names that differ
+    /// only by case can exist from before that rule: the exact spelling wins, else the oldest.
     pub async fn dataset_named(
         &self,
         owner: &str,
         name: &str,
     ) -> Result<Option<Dataset>, StoreError> {
         sqlx::query_as(&format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = $1 AND name = $2"
+            "SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = $1 AND lower(name) = lower($2)
+             ORDER BY name = $2 DESC, created_at, id LIMIT 1"
         ))
         .bind(owner)
         .bind(name)

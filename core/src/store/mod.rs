@@ -28,6 +28,33 @@ pub use worker::*;
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Where the database's schema stands against the migrations this binary carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema {
+    /// This binary's migrations the database has applied.
+    pub applied: usize,
+    /// The migrations this binary carries.
+    pub known: usize,
+    /// The newest version applied (9 for `0009_...`); `None` on a database never migrated.
+    pub version: Option<i64>,
+}
+
+impl Schema {
+    /// Every migration this binary carries is applied (a newer release's may be too).
+    pub fn is_current(&self) -> bool {
+        self.applied == self.known
+    }
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Migrations applied by this call (0: the database was up to date).
+    pub applied_now: usize,
+    /// The schema after.
+    pub schema: Schema,
+}
+
 /// A pool of connections to Strata's database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -110,9 +137,41 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Applies every migration not applied yet.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+    /// Applies every migration not applied yet; returns how many it applied now and where the
+    /// schema is after.
+    pub async fn migrate(&self) -> Result<Migrated, sqlx::migrate::MigrateError> {
+        let before = self.schema().await?;
+        MIGRATOR.run(&self.pool).await?;
+        let after = self.schema().await?;
+        Ok(Migrated {
+            applied_now: after.applied.saturating_sub(before.applied),
+            schema: after,
+        })
+    }
+
+    /// How many of this binary's migrations the database has (none when `_sqlx_migrations`
+    /// does not exist: a database never migrated).
+    pub async fn schema(&self) -> Result<Schema, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let known: Vec<i64> = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect();
+        Ok(Schema {
+            applied: known.iter().filter(|v| applied.contains(v)).count(),
+            known: known.len(),
+            version: applied.iter().copied().max(),
+        })
     }
 
     /// Round-trip time of a trivial query.
