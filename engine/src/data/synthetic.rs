@@ -30,21 +30,6 @@ pub fn random_walk(n: usize, seed: u64) -> Bars {
     bars
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_walk_is_valid_and_reproducible() {
-        let bars = random_walk(10_000, 7);
-        assert_eq!(bars.len(), 10_000);
-        bars.validate().unwrap();
-        assert_eq!(bars, random_walk(10_000, 7));
-        assert_ne!(bars.close, random_walk(10_000, 8).close);
-        assert_eq!(bars.open[0], 100.0);
-    }
-}
-
 /// A Parquet file of `groups` row groups of `per_group` identical bars (2010-01-01, price 1),
 /// written a group at a time so writing holds one group: a few MB on disk that decode to
 /// `per_group x groups x 48` bytes. An upload of this shape once took an api to 17.6 GB; the
@@ -79,4 +64,19 @@ pub fn constant_bars_parquet(
     }
     writer.finish().map_err(write_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_walk_is_valid_and_reproducible() {
+        let bars = random_walk(10_000, 7);
+        assert_eq!(bars.len(), 10_000);
+        bars.validate().unwrap();
+        assert_eq!(bars, random_walk(10_000, 7));
+        assert_ne!(bars.close, random_walk(10_000, 8).close);
+        assert_eq!(bars.open[0], 100.0);
+    }
 }
