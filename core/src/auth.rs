@@ -106,9 +106,45 @@ impl Verifier {
         }
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(in_words(&e)))?;
         check_sub(&claims.sub).map_err(AuthError::Invalid)?;
         Ok(claims)
+    }
+}
+
+/// Why jsonwebtoken refused a token, in words a user can act on (its own texts are Rust names
+/// such as `InvalidSignature`).
+fn in_words(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidToken => {
+            "not a JWT: expected three base64url parts separated by dots".to_owned()
+        }
+        ErrorKind::InvalidSignature => {
+            "its signature does not match: it was signed with another key".to_owned()
+        }
+        ErrorKind::ExpiredSignature => "it has expired (exp is past): get a new one".to_owned(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf is in the future)".to_owned(),
+        ErrorKind::InvalidIssuer => "its issuer (iss) is not one this server accepts".to_owned(),
+        ErrorKind::InvalidAudience => "its audience (aud) is not this server".to_owned(),
+        ErrorKind::InvalidSubject => "its subject (sub) is not accepted".to_owned(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            "it is signed with an algorithm this server does not accept".to_owned()
+        }
+        ErrorKind::MissingRequiredClaim(claim) => format!("it has no '{claim}' claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("its '{claim}' claim has the wrong type"),
+        ErrorKind::Base64(_) => "a part of it is not base64url".to_owned(),
+        ErrorKind::Utf8(_) => "a part of it is not UTF-8 text".to_owned(),
+        ErrorKind::Json(e) => {
+            let what = e.to_string();
+            let what = what.split(" at line ").next().unwrap_or_default();
+            format!(
+                "its claims do not read ({}): a Strata token has sub, tier (basic, pro or \
+                 elite) and exp",
+                what.replace('`', "'")
+            )
+        }
+        _ => "it cannot be verified with this server's key".to_owned(),
     }
 }
 
@@ -197,10 +233,24 @@ mod tests {
             ("ann", Tier::Elite, true)
         );
         let other = issue_token(&"t".repeat(32), "ann", Tier::Elite, 60, false).unwrap();
-        assert!(Verifier::from_config(&config)
-            .unwrap()
-            .verify(&other)
-            .is_err());
+        let refused = |token: &str| {
+            Verifier::from_config(&config)
+                .unwrap()
+                .verify(token)
+                .unwrap_err()
+                .to_string()
+        };
+        // Why, in words rather than jsonwebtoken's names (`InvalidSignature`).
+        assert_eq!(
+            refused(&other),
+            "invalid token: its signature does not match: it was signed with another key"
+        );
+        let expired = issue_token(&"s".repeat(32), "ann", Tier::Elite, -3600, false).unwrap();
+        assert_eq!(
+            refused(&expired),
+            "invalid token: it has expired (exp is past): get a new one"
+        );
+        assert!(refused("not-a-token").starts_with("invalid token: not a JWT"));
     }
 
     /// RS256 and ES256 with a public key file: keys made by the openssl command line.
