@@ -238,9 +238,12 @@ async fn with_an_issuer_and_audience_configured_only_tokens_for_this_service_pas
     assert_eq!(response.status(), 200);
     for (claims, says) in [
         // Both missing: either may be named first.
-        (json!({}), "claim: "),
-        (json!({"aud": "strata"}), "claim: iss"),
-        (json!({"iss": "https://login.example.com/"}), "claim: aud"),
+        (json!({}), "it has no '"),
+        (json!({"aud": "strata"}), "it has no 'iss' claim"),
+        (
+            json!({"iss": "https://login.example.com/"}),
+            "it has no 'aud' claim",
+        ),
         (
             json!({"iss": "https://elsewhere.example/", "aud": "strata"}),
             "issuer",
