@@ -166,6 +166,29 @@ pub fn liquidation_price(
     (level.is_finite() && reachable).then_some(level)
 }
 
+/// Settles an account after a liquidation closed its position (or any close left `cash` below
+/// zero). With no maintenance margin, equity has reached zero, and what a gap, the book's depth
+/// or the exit's costs lost beyond it is the broker's, not the account's. Either way, or when a
+/// margin above zero still left no cash, the account is bust: `cash` becomes 0, the last trade's
+/// pnl becomes what the account actually lost, and the caller opens nothing again. Returns
+/// whether it is bust. The bar and tick ledgers share this rule.
+pub(crate) fn settle_liquidation(
+    cash: &mut f64,
+    maintenance_margin: f64,
+    trades: &mut [Trade],
+) -> bool {
+    if *cash > 0.0 && maintenance_margin > 0.0 {
+        return false;
+    }
+    let absorbed = -*cash;
+    *cash = 0.0;
+    if let Some(t) = trades.last_mut() {
+        t.pnl += absorbed;
+        t.return_ = t.pnl / (t.quantity * t.entry_price);
+    }
+    true
+}
+
 /// Whether `price` is at or through a liquidation `level` for a position on `side`.
 pub(crate) fn through_liquidation(side: Side, price: f64, level: f64) -> bool {
     match side {

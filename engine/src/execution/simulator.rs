@@ -152,21 +152,11 @@ impl Account<'_> {
         }
     }
 
-    /// After a liquidation: with no maintenance margin equity has reached zero, and what a gap
-    /// (or the exit's costs) lost beyond it is the broker's, not the account's. Either way, or
-    /// when a margin above zero still left no cash, the account is bust: its equity is 0 from
-    /// here on, no position opens again, and the liquidated trade's pnl is what the account
-    /// actually lost.
+    /// After a liquidation (see [`super::settle_liquidation`]).
     fn settle_liquidation(&mut self) {
-        if self.cash > 0.0 && self.execution.maintenance_margin > 0.0 {
-            return;
-        }
-        let absorbed = -self.cash;
-        self.cash = 0.0;
-        self.bust = true;
-        if let Some(t) = self.trades.last_mut() {
-            t.pnl += absorbed;
-            t.return_ = t.pnl / (t.quantity * t.entry_price);
+        let margin = self.execution.maintenance_margin;
+        if super::settle_liquidation(&mut self.cash, margin, &mut self.trades) {
+            self.bust = true;
         }
     }
 

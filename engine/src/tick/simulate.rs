@@ -442,21 +442,12 @@ impl Account<'_> {
         }
     }
 
-    /// After a liquidation has closed the whole position: with no maintenance margin equity
-    /// has reached zero, and what the book's depth, a gap or the exit's fees lost beyond it is
-    /// the broker's. Either way, or when a margin above zero still left no cash, the account is
-    /// bust: its equity is 0 from here on, nothing opens again, and the last liquidated fill's
-    /// pnl is what the account actually lost (the bar simulator's rule).
+    /// After a liquidation has closed the whole position (see
+    /// [`crate::execution::settle_liquidation`]).
     fn settle_liquidation(&mut self) {
-        if self.cash > 0.0 && self.execution.maintenance_margin > 0.0 {
-            return;
-        }
-        let absorbed = -self.cash;
-        self.cash = 0.0;
-        self.bust = true;
-        if let Some(t) = self.trades.last_mut() {
-            t.pnl += absorbed;
-            t.return_ = t.pnl / (t.quantity * t.entry_price);
+        let margin = self.execution.maintenance_margin;
+        if crate::execution::settle_liquidation(&mut self.cash, margin, &mut self.trades) {
+            self.bust = true;
         }
     }
 
