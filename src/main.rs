@@ -51,6 +51,14 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(service::ConfigCommand),
+    /// Convert one upload for `strata api`, which starts this in a process of its own so that
+    /// no file can take the api down (api/src/conversion.rs).
+    #[command(name = "convert-upload", hide = true)]
+    ConvertUpload {
+        /// Cap on this process's address space, in MiB.
+        #[arg(long)]
+        memory_mb: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +74,9 @@ fn main() -> ExitCode {
         Command::Migrate(args) => service::migrate(args),
         Command::Token(args) => service::token(*args),
         Command::Config(command) => service::config(command),
+        Command::ConvertUpload { memory_mb } => {
+            return strata_api::conversion::child_main(memory_mb)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

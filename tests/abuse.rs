@@ -101,6 +101,23 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// The Parquet files in fuzz/crashes that stopped a loader (bars and ticks).
+fn crash_inputs() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/crashes");
+    let mut found: Vec<_> = ["bars_parquet", "ticks"]
+        .iter()
+        .flat_map(|target| files_under(&root.join(target)))
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    found.sort();
+    assert!(
+        !found.is_empty(),
+        "no crash inputs under {}",
+        root.display()
+    );
+    found
+}
+
 /// A balanced `max(...)` tree over `sma(close, 2..)`: `leaves` distinct indicator columns in
 /// an expression of depth about log2(leaves).
 fn sma_tree(leaves: usize) -> String {
@@ -384,6 +401,28 @@ async fn hostile_requests_get_their_4xx_and_leave_the_service_whole() {
             Duration::from_secs(1),
         )
         .await;
+
+    // Every input that made a fuzzer's Parquet loader abort or crash (fuzz/crashes): one asks
+    // polars for 2^61 bytes for a 2 KB file. The api decodes uploads in a child process, so
+    // each is the child's end and a 4xx, and the api serves on.
+    for crash in crash_inputs() {
+        let name = crash.file_name().unwrap().to_string_lossy().into_owned();
+        let ticks = crash.parent().unwrap().ends_with("ticks");
+        let path = format!(
+            "/v1/datasets?name=crash{}{}",
+            report.0.len(),
+            if ticks { "&kind=ticks" } else { "" }
+        );
+        report
+            .refused(
+                &format!("fuzz crash {name}"),
+                post(&path)
+                    .header("Content-Type", "application/vnd.apache.parquet")
+                    .body(std::fs::read(&crash).expect("read a crash input")),
+                none,
+            )
+            .await;
+    }
 
     // Webhook URLs that point inside the network, in every disguise. With a signing secret, so
     // the only reason left to refuse them is where they point.

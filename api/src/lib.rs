@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod conversion;
 pub mod error;
 pub mod events;
 pub mod middleware;

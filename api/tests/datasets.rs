@@ -516,6 +516,50 @@ async fn a_dropped_upload_leaves_no_file_and_frees_its_slot() {
 }
 
 #[tokio::test]
+async fn a_dropped_upload_kills_its_converter_before_its_files_go() {
+    // A converter that says who it is and then takes its time: the client gives up meanwhile.
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("converter.pid");
+    let converter = dir.path().join("slow-converter");
+    std::fs::write(
+        &converter,
+        format!(
+            "#!/bin/sh\necho $$ > {}.tmp && mv {0}.tmp {0}\nexec /bin/sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &converter,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let app = spawn_app_with(|config| config.api.upload_converter = Some(converter)).await;
+    let upload =
+        tokio::spawn(upload_as(&app, "ann", Tier::Pro, "abandoned", "text/csv", SMALL).send());
+    eventually("the converter starts", || pid_file.exists()).await;
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    assert!(!staged_files(&app).is_empty());
+
+    upload.abort();
+    let _ = upload.await;
+    eventually("the converter is killed and reaped", || !proc_dir.exists()).await;
+    eventually("the staged files are removed", || {
+        staged_files(&app).is_empty()
+    })
+    .await;
+    let listed: Vec<Value> = app.get_json("/v1/datasets", "ann").await;
+    assert!(listed.iter().all(|d| d["name"] != "abandoned"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_restarted_api_removes_staged_files_left_by_a_crash() {
     let app = spawn_app().await;
     let staging = app.config.data_dir.join("staging");
@@ -596,6 +640,66 @@ async fn a_parquet_bomb_is_refused_fast_with_little_memory() {
     assert!(grew < 200 << 20, "peak memory grew by {} MiB", grew >> 20);
     assert!(staged_files(&app).is_empty());
     assert!(walk(&app.config.data_dir.join("datasets")).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_that_aborts_its_reader_is_refused_and_the_api_serves_on() {
+    // Found by fuzzing: a 2 KB Parquet page that makes polars ask for 2^61 bytes. A failed
+    // allocation aborts the process that makes it; this test's process holds the api, so it
+    // passes only because uploads are decoded by a child process.
+    let app = spawn_app().await;
+    let crafted = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/crashes/bars_parquet/alloc-2e61-in-page-validity.parquet"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let response = upload_as(
+        &app,
+        "mallory",
+        Tier::Basic,
+        "crafted",
+        "application/vnd.apache.parquet",
+        crafted,
+    )
+    .send()
+    .await
+    .unwrap();
+    let body = problem(response, 413, "dataset_too_large").await;
+    assert_eq!(
+        body["detail"],
+        "the upload: converting it needed more than the 4096 MiB of memory an upload may use \
+         (api.upload_memory_mb); the file holds more than an upload may, or it is damaged"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(staged_files(&app).is_empty());
+
+    // The same api, the same user: a sound file is stored.
+    let response = upload_as(&app, "mallory", Tier::Basic, "sound", "text/csv", SMALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_converter_that_cannot_start_is_the_servers_error_and_stores_nothing() {
+    let app = spawn_app_with(|config| {
+        config.api.upload_converter = Some("/nonexistent/strata".into());
+    })
+    .await;
+    let response = upload_as(&app, "ann", Tier::Basic, "lost", "text/csv", SMALL)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 500, "internal").await;
+    // The operator's log has the path; the user is told nothing of the server's files.
+    assert!(!body.to_string().contains("nonexistent"), "{body}");
+    assert!(staged_files(&app).is_empty());
+    let listed: Vec<Value> = app.get_json("/v1/datasets", "ann").await;
+    assert!(listed.iter().all(|d| d["name"] != "lost"));
     app.stop().await;
 }
 

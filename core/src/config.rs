@@ -299,6 +299,10 @@ impl Tiers {
     }
 }
 
+/// The least `api.upload_memory_mb`: below it a converter cannot start its threads (measured:
+/// 256 MiB is not enough to convert two bars).
+pub const MIN_UPLOAD_MEMORY_MB: u64 = 512;
+
 /// `[api]`: the HTTP server.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiConfig {
@@ -316,6 +320,12 @@ pub struct ApiConfig {
     /// Most rows (bars, or trades and book events) an upload may hold, checked against what
     /// the file declares (Parquet metadata, a counting pass over CSV) before it is decoded.
     pub upload_max_rows: u64,
+    /// Address space, in MiB, of the child process that converts one upload; a file whose
+    /// decoding needs more is answered 413 `dataset_too_large`.
+    pub upload_memory_mb: u64,
+    /// The strata executable whose `convert-upload` converts uploads; absent, the api's own.
+    #[serde(default)]
+    pub upload_converter: Option<std::path::PathBuf>,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: u64,
     /// Apply migrations when the api starts.
@@ -500,6 +510,13 @@ impl Config {
             errors.push(
                 "api.upload_concurrency and api.upload_max_rows must be at least 1".to_owned(),
             );
+        }
+        if self.api.upload_memory_mb < MIN_UPLOAD_MEMORY_MB {
+            errors.push(format!(
+                "api.upload_memory_mb must be at least {MIN_UPLOAD_MEMORY_MB} (a converter \
+                 needs that much address space to start); got {}",
+                self.api.upload_memory_mb
+            ));
         }
         if self.worker.concurrency == 0 {
             errors.push("worker.concurrency must be at least 1".to_owned());

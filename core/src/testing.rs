@@ -41,6 +41,19 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// The strata executable cargo builds beside the test binaries (`target/<profile>/strata`):
+/// an api running inside a test converts uploads with it, as `strata api` uses itself. A test
+/// that uploads needs the workspace built (`cargo test --workspace` builds it).
+pub fn strata_executable() -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test's executable");
+    // target/<profile>/deps/<test> -> target/<profile>/strata
+    let profile_dir = test_binary
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    profile_dir.join(format!("strata{}", std::env::consts::EXE_SUFFIX))
+}
+
 /// The JWT secret of every test configuration.
 pub const TEST_SECRET: &str = "strata-test-secret-at-least-32-bytes-long";
 
@@ -109,6 +122,7 @@ impl TestEnv {
         config.bundled_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
         config.api.bind = "127.0.0.1:0".parse().expect("address");
+        config.api.upload_converter = Some(strata_executable());
         config.worker.metrics_bind = None;
         config.worker.heartbeat_secs = 1;
         // Tests submit freely; the quota tests set the limits they check.

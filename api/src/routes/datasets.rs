@@ -3,12 +3,12 @@
 //!
 //! An upload is bounded at every step: its bytes as they stream in (`api.upload_limit_bytes`),
 //! the uploads converted at once (`api.upload_concurrency`), what the file declares before it
-//! is decoded (`api.upload_max_rows` and the engine's [`Limits`]), and what its owner stores
-//! (the tier's `storage_mb` and `datasets`). Its files live in `data_dir/staging` until the
+//! is decoded (`api.upload_max_rows` and the engine's [`engine::data::Limits`]), the memory
+//! its conversion may use (`api.upload_memory_mb`: it runs in a child process, see
+//! [`crate::conversion`]), and what its owner stores (the tier's `storage_mb` and `datasets`). Its files live in `data_dir/staging` until the
 //! data set is recorded, and go when the request fails or its client goes away.
 
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use engine::data::{self, Bars, Coverage, DataError, Limits, LoadOptions};
+use engine::data::{self, Coverage, LoadOptions};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_core::config::Quota;
@@ -27,11 +27,12 @@ use strata_core::store::{
     Dataset, DatasetInserted, DatasetKind, NewDataset, StorageLimits, StorageUsage,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
+use crate::conversion::{remove_if_present, Conversion, Converter, Summary};
 use crate::error::{ApiError, ApiResult};
 
 /// The routes of this resource.
@@ -94,31 +95,6 @@ impl From<Dataset> for DatasetView {
     }
 }
 
-/// What the bars (or events) say about themselves.
-struct Summary {
-    bars: i64,
-    first_time: DateTime<Utc>,
-    last_time: DateTime<Utc>,
-    spacing_seconds: Option<i64>,
-}
-
-impl Summary {
-    /// Count, first and last of non-empty `time`.
-    fn of(time: &[i64], spacing: Option<i64>) -> Summary {
-        let at = |nanos: i64| DateTime::<Utc>::from_timestamp_nanos(nanos);
-        Summary {
-            bars: time.len() as i64,
-            first_time: at(time[0]),
-            last_time: at(time[time.len() - 1]),
-            spacing_seconds: spacing.map(|ns| ns / 1_000_000_000),
-        }
-    }
-}
-
-fn summarize(bars: &Bars) -> Summary {
-    Summary::of(&bars.time, bars.spacing())
-}
-
 /// The bundled examples, described once per api process.
 async fn bundled_views(ctx: &ApiContext) -> ApiResult<&Vec<DatasetView>> {
     let config = ctx.config.clone();
@@ -133,7 +109,7 @@ async fn bundled_views(ctx: &ApiContext) -> ApiResult<&Vec<DatasetView>> {
                             .map_err(|e| tracing::warn!(error = %e, "bundled data set unusable"))
                             .ok()
                             .filter(|b| !b.is_empty())?;
-                        let s = summarize(&bars);
+                        let s = Summary::of_bars(&bars);
                         Some(DatasetView {
                             id: name.clone(),
                             symbol: name.clone(),
@@ -477,21 +453,22 @@ pub async fn upload(
         input: staged.input.clone().unwrap_or_default(),
         output: staged.output.clone(),
         shown_as,
-        limits: Limits {
-            max_rows: ctx.config.api.upload_max_rows,
-            ..Limits::default()
-        },
-        dropped: Arc::clone(&staged.dropped),
+        max_rows: ctx.config.api.upload_max_rows,
     };
-    // Parsing and writing Parquet is CPU work: off the async threads. The permit goes with it,
-    // so a conversion that outlives its request (the client went away) still counts against
-    // `upload_concurrency` until it ends.
-    let converted = tokio::task::spawn_blocking(move || {
+    // The file is decoded by a child process (see `conversion`), watched by a task that holds
+    // the staged files and the upload slot until the child has ended. When the client goes
+    // away this handler is dropped, and `_cancel` with it: the task kills the child, and only
+    // then are the files removed, so nothing a child writes outlives its upload.
+    let (_cancel, cancelled) = oneshot::channel::<()>();
+    let converter = ctx.uploads.converter.clone();
+    let (staged, converted) = tokio::spawn(async move {
         let _permit = permit;
-        conversion.run()
+        let converted = converter.run(&conversion, cancelled).await;
+        (staged, converted)
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("converting an upload: {e}")))??;
+    .map_err(|e| ApiError::Internal(format!("converting an upload: {e}")))?;
+    let converted = converted?;
 
     let id = Uuid::now_v7();
     let relative = upload_path(&user.sub, id);
@@ -761,6 +738,7 @@ pub async fn storage_usage(
 pub struct Uploads {
     permits: Arc<Semaphore>,
     staging: PathBuf,
+    converter: Converter,
 }
 
 /// Seconds a client is asked to wait when every upload slot is taken.
@@ -781,6 +759,7 @@ impl Uploads {
         Uploads {
             permits: Arc::new(Semaphore::new(config.api.upload_concurrency)),
             staging,
+            converter: Converter::of(config),
         }
     }
 
@@ -808,7 +787,6 @@ impl Uploads {
             id,
             input: None,
             output: self.staging.join(format!("{id}.converted.parquet")),
-            dropped: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -844,8 +822,6 @@ struct Staged {
     input: Option<PathBuf>,
     /// The converted Parquet file.
     output: PathBuf,
-    /// Set when this is dropped: a conversion still running then discards what it wrote.
-    dropped: Arc<AtomicBool>,
 }
 
 impl Staged {
@@ -859,125 +835,10 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // First the flag, then the files: a conversion that checks the flag after writing its
-        // output either sees it set and removes the output itself, or finished before, and the
-        // output is removed here.
-        self.dropped.store(true, Ordering::SeqCst);
         for path in self.input.iter().chain([&self.output]) {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, path = %path.display(), "cannot remove a staged upload")
-                }
-            }
+            remove_if_present(path);
         }
     }
-}
-
-/// An upload's conversion from its staged file to Parquet.
-struct Conversion {
-    kind: DatasetKind,
-    input: PathBuf,
-    output: PathBuf,
-    /// How error messages name the file (the uploaded file's name, or "the upload").
-    shown_as: String,
-    limits: Limits,
-    dropped: Arc<AtomicBool>,
-}
-
-/// What a conversion wrote.
-struct Converted {
-    summary: Summary,
-    /// Size of the Parquet file.
-    bytes: u64,
-}
-
-impl Conversion {
-    /// Checks the file against the limits, reads and validates it, writes it as Parquet. Stops
-    /// (and removes what it wrote) once its request has gone.
-    fn run(self) -> ApiResult<Converted> {
-        let abandoned = || ApiError::Internal("the upload's request has gone".to_owned());
-        let summary = match self.kind {
-            DatasetKind::Bars => {
-                let bars = data::load_limited(&self.input, &LoadOptions::default(), &self.limits)
-                    .map_err(|e| self.refusal(e))?;
-                if bars.is_empty() {
-                    return Err(ApiError::field(
-                        "file",
-                        format!("{}: no bars", self.shown_as),
-                    ));
-                }
-                if self.dropped.load(Ordering::SeqCst) {
-                    return Err(abandoned());
-                }
-                bars.write_parquet(&self.output)
-                    .map_err(|e| self.write_error(e))?;
-                summarize(&bars)
-            }
-            DatasetKind::Ticks => {
-                let ticks =
-                    engine::tick::load_limited(&self.input, &LoadOptions::default(), &self.limits)
-                        .map_err(|e| self.refusal(e))?;
-                if ticks.is_empty() {
-                    return Err(ApiError::field(
-                        "file",
-                        format!("{}: no events", self.shown_as),
-                    ));
-                }
-                if self.dropped.load(Ordering::SeqCst) {
-                    return Err(abandoned());
-                }
-                ticks.write(&self.output).map_err(|e| self.write_error(e))?;
-                Summary::of(&ticks.time, None)
-            }
-        };
-        if self.dropped.load(Ordering::SeqCst) {
-            let _ = std::fs::remove_file(&self.output);
-            return Err(abandoned());
-        }
-        let bytes = std::fs::metadata(&self.output)
-            .map(|m| m.len())
-            .map_err(|e| ApiError::Internal(format!("storing a data set: {e}")))?;
-        Ok(Converted { summary, bytes })
-    }
-
-    /// A refusal of the user's file: a 413 for what is over a limit, else a 422 on `file`,
-    /// naming the file as its uploader named it rather than by the server's staging path.
-    fn refusal(&self, e: DataError) -> ApiError {
-        let mut message = e
-            .to_string()
-            .replace(&self.input.display().to_string(), &self.shown_as);
-        if let DataError::MissingColumns { found, .. } = &e {
-            if self.kind == DatasetKind::Bars && looks_like_ticks(found) {
-                message.push_str(
-                    "; these look like trades and book events: upload tick data with \
-                     ?kind=ticks (README, \"Tick data\")",
-                );
-            }
-        }
-        match e {
-            DataError::TooLarge { .. } => ApiError::TooLarge {
-                code: "dataset_too_large",
-                detail: message,
-            },
-            DataError::Io { .. } => ApiError::Internal(message),
-            _ => ApiError::field("file", message),
-        }
-    }
-
-    /// Writing the converted file failed: the server's problem, not the upload's.
-    fn write_error(&self, e: DataError) -> ApiError {
-        let _ = std::fs::remove_file(&self.output);
-        ApiError::Internal(format!("storing a data set: {e}"))
-    }
-}
-
-/// Whether a file's columns are those of trades and book events (`price` with `side`, `type`
-/// or `size`) rather than bars: an upload of them without `kind=ticks` gets a hint.
-fn looks_like_ticks(columns: &[String]) -> bool {
-    let has = |name: &str| columns.iter().any(|c| c.trim().eq_ignore_ascii_case(name));
-    has("price") && (has("side") || has("type") || has("size"))
 }
 
 /// Writes the upload (raw body or the multipart `file` field) to its staging file, at most
@@ -1100,70 +961,20 @@ where
 mod tests {
     use super::*;
 
-    const BARS: &str = "time,open,high,low,close\n2024-01-01,10,11,9,10.5\n2024-01-02,10,12,9,11\n";
-
-    fn conversion(dir: &FsPath, dropped: bool) -> Conversion {
-        let input = dir.join("upload.csv");
-        std::fs::write(&input, BARS).unwrap();
-        Conversion {
-            kind: DatasetKind::Bars,
-            input,
-            output: dir.join("upload.converted.parquet"),
-            shown_as: "the upload".to_owned(),
-            limits: Limits::default(),
-            dropped: Arc::new(AtomicBool::new(dropped)),
-        }
-    }
-
     #[test]
-    fn a_conversion_whose_request_has_gone_leaves_no_output() {
-        let dir = tempfile::tempdir().unwrap();
-        let abandoned = conversion(dir.path(), true);
-        let output = abandoned.output.clone();
-        assert!(matches!(abandoned.run(), Err(ApiError::Internal(_))));
-        assert!(!output.exists());
-
-        let kept = conversion(dir.path(), false);
-        let output = kept.output.clone();
-        let converted = kept.run().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(converted.summary.bars, 2);
-        assert_eq!(converted.bytes, std::fs::metadata(&output).unwrap().len());
-    }
-
-    #[test]
-    fn a_dropped_guard_removes_its_files_and_stops_its_conversion() {
+    fn a_dropped_guard_removes_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let mut staged = Staged {
             dir: dir.path().to_path_buf(),
             id: Uuid::new_v4(),
             input: None,
             output: dir.path().join("out.parquet"),
-            dropped: Arc::new(AtomicBool::new(false)),
         };
         let input = staged.input_path("csv");
-        std::fs::write(&input, BARS).unwrap();
+        std::fs::write(&input, "time,open,high,low,close\n").unwrap();
         std::fs::write(&staged.output, b"partial").unwrap();
-        let dropped = Arc::clone(&staged.dropped);
         let output = staged.output.clone();
         drop(staged);
-        assert!(dropped.load(Ordering::SeqCst));
         assert!(!input.exists() && !output.exists());
-    }
-
-    #[test]
-    fn refusals_name_the_upload_not_the_staging_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut too_big = conversion(dir.path(), false);
-        too_big.limits.max_rows = 1;
-        match too_big.run() {
-            Err(ApiError::TooLarge { code, detail }) => {
-                assert_eq!(code, "dataset_too_large");
-                assert_eq!(
-                    detail,
-                    "the upload: too large: more than 1 rows; the limit is 1"
-                );
-            }
-            other => panic!("{:?}", other.err()),
-        }
     }
 }
