@@ -39,7 +39,7 @@ impl Report {
         let response = request
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{case}: no answer: {e}"));
+            .unwrap_or_else(|e| panic!("{case}: no answer: {}", with_causes(&e)));
         let elapsed = started.elapsed();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
@@ -55,6 +55,17 @@ impl Report {
         self.0.push((case.to_owned(), status, elapsed));
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
+}
+
+/// An error and every error under it: reqwest's own says only "error sending request".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
 }
 
 /// The basic tier as configured by default, with its per-minute rates lifted: the suite sends

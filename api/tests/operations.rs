@@ -187,6 +187,19 @@ async fn every_response_has_a_request_id_and_errors_are_problems() {
         .await
         .unwrap();
     problem(response, 413, "payload_too_large").await;
+
+    // Far over the limit, again and again: every one is answered, none is a reset connection.
+    let huge = "x".repeat(8 << 20);
+    for _ in 0..10 {
+        let response = app
+            .post("/v1/backtests", "ann")
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .expect("an answer, not a reset connection");
+        problem(response, 413, "payload_too_large").await;
+    }
     app.stop().await;
 }
 
