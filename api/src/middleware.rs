@@ -10,8 +10,9 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::StreamExt;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -104,6 +105,10 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             ))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(problem_for_errors))
+            .layer(middleware::from_fn_with_state(
+                config.json_limit_bytes,
+                refuse_oversized_bodies,
+            ))
             .layer(middleware::from_fn(refuse_unknown_query))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(security)
@@ -114,6 +119,44 @@ pub fn layers(router: Router<ApiContext>, ctx: &ApiContext) -> Router<ApiContext
             ))
             .layer(DefaultBodyLimit::max(config.json_limit_bytes)),
     )
+}
+
+/// Most bytes of an oversized body read before it is refused, and for how long.
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Refuses a body that declares more bytes than `api.json_limit_bytes` with a 413, after
+/// reading and dropping it (up to [`DRAIN_MAX_BYTES`], for at most [`DRAIN_TIME`]). A server
+/// that answers and closes with a body unread makes the kernel reset the connection, and the
+/// client may lose the answer with it: it would see "connection reset" instead of the 413 that
+/// says why ("error writing a body to connection: Broken pipe", seen by the abuse suite on a
+/// loaded machine). Uploads have a limit of their own (`api.upload_limit_bytes`).
+async fn refuse_oversized_bodies(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let upload = request.method() == Method::POST
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|path| path.as_str() == "/v1/datasets");
+    match declared {
+        Some(length) if length > limit as u64 && !upload => {
+            if length <= DRAIN_MAX_BYTES {
+                let mut body = request.into_body().into_data_stream();
+                let drained = async { while let Some(Ok(_)) = body.next().await {} };
+                let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
+            }
+            crate::error::ApiError::PayloadTooLarge(limit).into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Counts the request by route, method and status, and times it.
